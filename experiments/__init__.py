@@ -1,0 +1,1 @@
+"""Experiment scripts: one per family, absl flags + ml_collections configs."""

@@ -1,0 +1,1 @@
+"""Experiment configs: ``<family>_<data>.py`` files, each with ``get_config()``."""

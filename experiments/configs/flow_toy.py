@@ -1,0 +1,27 @@
+"""Maximum-likelihood RealNVP on a toy 2-D density (default: 8 gaussians).
+
+    python experiments/flow.py --config experiments/configs/flow_toy.py \
+        --workdir runs/flow_8gaussians --config.data.name=checkerboard
+"""
+
+import ml_collections
+
+from experiments.configs.common import base_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = base_config()
+    config.data.name = "8gaussians"
+    config.data.batch_size = 512
+    config.train.steps = 5_000
+    config.optim.lr = 1e-3
+    config.optim.schedule = "cosine"
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "realnvp"
+    config.model.num_layers = 8
+    config.model.hidden = (64, 64)
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.num_samples = 5_000   # model samples for the two-sample metrics
+    return config

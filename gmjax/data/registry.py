@@ -1,0 +1,125 @@
+"""Every data set by name: ``load_dataset(name, split) -> Dataset``.
+
+Names: the toy densities of ``gmjax.data.toy`` (``moons``, ``circles``,
+``8gaussians``, ``25gaussians``, ``checkerboard``, ``pinwheel``, ``2spirals``,
+``swissroll``, ``rings``), ``digits`` (sklearn 8x8), ``mnist`` and
+``fashion_mnist``. ``DATASETS.get(name)`` is the loader
+``(split, *, data_dir, n, seed) -> Dataset``; an unknown name fails with the
+list of valid ones.
+
+Toy densities have no fixed data set, so splits are drawn:
+
+* ``"train"``: ``n`` points (default 50,000) from ``default_rng([seed, TRAIN_TAG])``;
+* ``"test"``: ``n`` points (default 10,000) from ``default_rng([0, TEST_TAG])``,
+  the same for every ``seed``, so test NLLs of different runs are comparable.
+
+The tags differ, so no train seed reproduces the test stream. Slices
+(``"train[:80%]"``) apply to the drawn points. For real data ``n`` keeps the
+first ``n`` examples of the (sliced) split and ``seed`` is unused (shuffling
+belongs to ``BatchIterator``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import numpy as np
+
+from gmjax.data import digits, images
+from gmjax.data.splits import parse_split
+from gmjax.data.toy import TOY_DENSITIES, ToyDensity
+from gmjax.registry import Registry
+
+TOY_TRAIN_SIZE = 50_000
+TOY_TEST_SIZE = 10_000
+TRAIN_TAG = 0x7472_6169  # "trai"
+TEST_TAG = 0x7465_7374  # "test"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """One split of a data set, in memory.
+
+    Attributes:
+      x: examples, ``[n, 2]`` float32 (toy), ``[n, 8, 8, 1]`` float32 in [0, 1]
+        (digits) or ``[n, 28, 28, 1]`` uint8 (mnist, fashion_mnist).
+      y: ``int32 [n]`` labels, or ``None`` (toy densities).
+      name, split: what was asked for.
+      density: the toy density object (``log_prob``, ``entropy``), else ``None``.
+      num_levels: number of intensity levels of discrete images (256 for
+        uint8, 17 for digits, whose ``x * 16`` are the integers), else ``None``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None
+    name: str
+    split: str
+    density: ToyDensity | None = None
+    num_levels: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+Loader = Callable[..., Dataset]
+DATASETS: Registry[Loader] = Registry("data set")
+
+
+def load_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str | os.PathLike | None = None,
+    n: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Loads ``split`` of data set ``name`` (see the module docstring for ``n`` and ``seed``)."""
+    return DATASETS.get(name)(split, data_dir=data_dir, n=n, seed=seed)
+
+
+def _toy_loader(density: ToyDensity) -> Loader:
+    def load(split: str, *, data_dir=None, n=None, seed: int = 0) -> Dataset:
+        del data_dir  # toy densities need no files
+        spec = parse_split(split)
+        if spec.base == "train":
+            size, rng = TOY_TRAIN_SIZE, np.random.default_rng([int(seed), TRAIN_TAG])
+        else:
+            size, rng = TOY_TEST_SIZE, np.random.default_rng([0, TEST_TAG])
+        size = size if n is None else int(n)
+        x = density.sample(rng, size)
+        return Dataset(x=x[spec.slice(size)], y=None, name=density.name, split=split, density=density)
+
+    return load
+
+
+def _first_n(x: np.ndarray, y: np.ndarray, n: int | None, name: str, split: str):
+    if n is None:
+        return x, y
+    if not 0 < n <= len(x):
+        raise ValueError(f"n={n} but {name} {split!r} has {len(x)} examples")
+    return x[:n], y[:n]
+
+
+@DATASETS.register("digits")
+def _load_digits(split: str, *, data_dir=None, n=None, seed: int = 0) -> Dataset:
+    del data_dir, seed
+    x, y = _first_n(*digits.load_digits(split), n, "digits", split)
+    return Dataset(x=x, y=y, name="digits", split=split, num_levels=digits.NUM_LEVELS)
+
+
+def _image_loader(name: str) -> Loader:
+    def load(split: str, *, data_dir=None, n=None, seed: int = 0) -> Dataset:
+        del seed
+        x, y = _first_n(*images.load_image_dataset(name, split, data_dir=data_dir), n, name, split)
+        return Dataset(x=x, y=y, name=name, split=split, num_levels=256)
+
+    return load
+
+
+for _name in TOY_DENSITIES.names():
+    DATASETS.register(_name)(_toy_loader(TOY_DENSITIES.get(_name)))
+for _name in images.IMAGE_DATA_SOURCES:
+    DATASETS.register(_name)(_image_loader(_name))
+del _name
