@@ -47,13 +47,14 @@ def sections(steps: int) -> List[Tuple[str, Callable, ml_collections.ConfigDict,
 
 def main(argv):
     del argv
+    runner.quiet_logging()
     summary: Dict[str, Any] = {}
     for name, train_and_evaluate, config, choices, positive in sections(FLAGS.steps):
         workdir = os.path.join(FLAGS.workdir, name)
         print(f"== {name} -> {workdir}", flush=True)
         summary[name] = dict(runner.run(train_and_evaluate, config, workdir, choices, positive,
                                         progress=FLAGS.progress))
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
+        print(json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v
                           for k, v in summary[name].items()}), flush=True)
     path = runner.write_metrics(FLAGS.workdir, summary)
     print(f"quick start done: {path}")

@@ -130,6 +130,12 @@ def write_metrics(workdir: str, metrics: Mapping[str, Any]) -> str:
     return path
 
 
+def quiet_logging() -> None:
+    """Orbax logs every save at INFO; show warnings only unless --verbosity was given."""
+    if not flags.FLAGS["verbosity"].present:
+        absl_logging.set_verbosity(absl_logging.WARNING)
+
+
 def _explain_override_error(argv: list[str], error: Exception) -> str:
     """Names the unknown ``--config.a.b`` field and lists the valid ones beside it."""
     config_path = None
@@ -185,8 +191,7 @@ def main(train_and_evaluate: Callable[[ml_collections.ConfigDict, str], Mapping[
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         FLAGS = flags.FLAGS
-        if not FLAGS["verbosity"].present:
-            absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
+        quiet_logging()
         if FLAGS.workdir is None:
             sys.stderr.write("error: --workdir is required\n")
             sys.exit(2)

@@ -1,4 +1,4 @@
-"""Tests for the MNIST / Fashion-MNIST loaders (real files on this machine, local IDX, tfds glue)."""
+"""Tests for the MNIST / Fashion-MNIST loaders: real files, local IDX folders, tfds glue."""
 
 import dataclasses
 import sys
@@ -22,7 +22,7 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-def _write_split(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, gz: bool = True):
+def _write_split(folder: Path, prefix: str, images, labels, gz: bool = True):
     folder.mkdir(parents=True, exist_ok=True)
     ext = ".gz" if gz else ""
     write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}", images)
@@ -31,7 +31,8 @@ def _write_split(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarr
 
 def _tiny(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)  # [n, 28, 28]
+    return images, rng.integers(0, 10, n).astype(np.uint8)
 
 
 def test_repository_mnist_test_set():
@@ -84,8 +85,9 @@ def test_missing_mnist_train_lists_every_place(tmp_path):
         load_mnist("train", data_dir=tmp_path)
     assert isinstance(err.value, FileNotFoundError)
     message = str(err.value)
-    for place in [str(tmp_path), str(tmp_path / "mnist"), *map(str, images_module.MNIST.fallback_dirs)]:
-        assert place in message
+    places = [tmp_path, tmp_path / "mnist", *images_module.MNIST.fallback_dirs]
+    for place in places:
+        assert str(place) in message
     assert "tensorflow-datasets" in message and "--data_dir" in message
     assert "train-images-idx3-ubyte" in message
 
@@ -127,7 +129,9 @@ def test_corrupt_idx_in_data_dir_is_an_error_not_skipped(tmp_path):
 
 class _FakeSource:
     def __init__(self, images, labels):
-        self.records = [{"image": im[..., None], "label": np.int64(lab)} for im, lab in zip(images, labels)]
+        self.records = [
+            {"image": im[..., None], "label": np.int64(lab)} for im, lab in zip(images, labels)
+        ]
 
     def __len__(self):
         return len(self.records)

@@ -24,7 +24,8 @@ TRAIN_FRACTION = 0.8
 
 def load_digits(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Returns ``(images float32 [n, 8, 8, 1] in [0, 1], labels int32 [n])`` for ``split``."""
-    from sklearn.datasets import load_digits as _sk_load_digits  # import on use: sklearn is slow to import
+    # Imported on use: importing sklearn takes about a second.
+    from sklearn.datasets import load_digits as _sk_load_digits
 
     spec = parse_split(split)
     bunch = _sk_load_digits()

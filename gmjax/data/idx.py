@@ -57,7 +57,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:
-    """Writes ``array`` as an IDX file; gzip-compressed if ``compress`` (default: name ends in .gz)."""
+    """Writes ``array`` as an IDX file, gzipped if ``compress`` (default: the name ends in .gz)."""
     path = Path(path)
     array = np.asarray(array)
     code = _TYPE_CODES.get(array.dtype.newbyteorder("="))
@@ -77,7 +77,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | No
 
 def _parse(raw: bytes, path: Path) -> np.ndarray:
     if len(raw) < 4:
-        raise IDXFormatError(f"{path}: truncated IDX file, {len(raw)} bytes is shorter than the header")
+        raise IDXFormatError(
+            f"{path}: truncated IDX file, {len(raw)} bytes is shorter than the header"
+        )
     zero0, zero1, code, ndim = raw[:4]
     if zero0 != 0 or zero1 != 0:
         raise IDXFormatError(

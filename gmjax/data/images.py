@@ -64,7 +64,8 @@ MNIST = ImageDataSource(
     how_to_get=(
         "the repository copy (data/mnist) holds only the test split (t10k files)",
         "put the IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into a folder and pass it as --data_dir",
+        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into a folder and pass "
+        "it as --data_dir",
         "or, on a machine with network access, run "
         "tfds.builder('mnist', data_dir=DIR).download_and_prepare("
         "file_format='array_record') and copy DIR here as --data_dir",
@@ -79,7 +80,8 @@ FASHION_MNIST = ImageDataSource(
         "install the Debian package: apt-get install dataset-fashion-mnist "
         "(puts the IDX files into /usr/share/datasets/fashion-mnist)",
         "or put the IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into a folder and pass it as --data_dir",
+        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into a folder and pass "
+        "it as --data_dir",
         "or, on a machine with network access, run "
         "tfds.builder('fashion_mnist', data_dir=DIR).download_and_prepare("
         "file_format='array_record') and copy DIR here as --data_dir",
@@ -95,7 +97,7 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None):
 
 
 def load_fashion_mnist(split: str = "train", data_dir: str | os.PathLike | None = None):
-    """Fashion-MNIST ``(images uint8 [n, 28, 28, 1], labels int32 [n])``; see the module docstring."""
+    """Fashion-MNIST ``(images uint8 [n, 28, 28, 1], labels int32 [n])``; see the module doc."""
     return load_image_dataset("fashion_mnist", split, data_dir=data_dir)
 
 
@@ -110,7 +112,8 @@ def load_image_dataset(name: str, split: str = "train", data_dir: str | os.PathL
       IDXFormatError: a found IDX file is corrupt.
     """
     if name not in IMAGE_DATA_SOURCES:
-        raise ValueError(f"unknown image data set {name!r}; valid choices: {', '.join(IMAGE_DATA_SOURCES)}")
+        choices = ", ".join(IMAGE_DATA_SOURCES)
+        raise ValueError(f"unknown image data set {name!r}; valid choices: {choices}")
     source = IMAGE_DATA_SOURCES[name]
     spec = parse_split(split)
     searched: list[str] = []
@@ -189,7 +192,8 @@ def _from_tfds(tfds_name: str, spec: SplitSpec, tfds_dir: Path, searched: list[s
             return None
         return _read_tfds(tfds, builder, spec)
     except Exception as err:  # absence of TF, an old tfds, a format that needs TF: fall through
-        searched.append(f"{where}: could not be read ({type(err).__name__}: {err})".replace("\n", " "))
+        reason = f"{type(err).__name__}: {err}".replace("\n", " ")
+        searched.append(f"{where}: could not be read ({reason})")
         return None
 
 
@@ -215,9 +219,13 @@ def _validate(images: np.ndarray, labels: np.ndarray, name: str, split: str):
     if images.ndim == 3:
         images = images[..., None]
     if images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
-        raise ValueError(f"{name} {split}: expected uint8 images [n, 28, 28, 1], got {images.dtype} {images.shape}")
+        raise ValueError(
+            f"{name} {split}: expected uint8 images [n, 28, 28, 1], "
+            f"got {images.dtype} {images.shape}"
+        )
     labels = np.asarray(labels).astype(np.int32)
-    if labels.shape != images.shape[:1] or (labels.size and not 0 <= labels.min() <= labels.max() < NUM_CLASSES):
+    in_range = labels.size == 0 or 0 <= labels.min() <= labels.max() < NUM_CLASSES
+    if labels.shape != images.shape[:1] or not in_range:
         raise ValueError(f"{name} {split}: labels must be [n] in 0..9 for {images.shape[0]} images")
     return images, labels
 

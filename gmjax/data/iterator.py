@@ -61,7 +61,9 @@ class BatchIterator:
             raise ValueError("data has no arrays")
         sizes = {int(np.shape(leaf)[0]) if np.ndim(leaf) else -1 for leaf in leaves}
         if len(sizes) != 1 or -1 in sizes:
-            raise ValueError(f"every array in data needs the same leading size, got {sorted(sizes)}")
+            raise ValueError(
+                f"every array in data needs the same leading size, got {sorted(sizes)}"
+            )
         self.data = jax.tree_util.tree_map(np.asarray, data)
         self.num_examples = sizes.pop()
         self.batch_size = int(batch_size)
@@ -82,17 +84,22 @@ class BatchIterator:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
         if self.drop_remainder and b > n:
             raise ValueError(
-                f"batch_size {b} is larger than the {n} examples; lower it or set drop_remainder=False"
+                f"batch_size {b} is larger than the {n} examples; lower it or set "
+                "drop_remainder=False"
             )
         if pc < 1 or not 0 <= self.process_index < pc:
-            raise ValueError(f"need 0 <= process_index < process_count, got {self.process_index}, {pc}")
+            raise ValueError(
+                f"need 0 <= process_index < process_count, got {self.process_index}, {pc}"
+            )
         if b % pc:
             raise ValueError(
                 f"global batch_size {b} must be divisible by process_count {pc} so each "
                 f"process gets an equal block; use a multiple of {pc}"
             )
         if pc > 1 and not self.drop_remainder:
-            raise ValueError("process_count > 1 needs drop_remainder=True (equal blocks on every host)")
+            raise ValueError(
+                "process_count > 1 needs drop_remainder=True (equal blocks on every host)"
+            )
 
     @property
     def steps_per_epoch(self) -> int:

@@ -89,7 +89,8 @@ def _toy_loader(density: ToyDensity) -> Loader:
             size, rng = TOY_TEST_SIZE, np.random.default_rng([0, TEST_TAG])
         size = size if n is None else int(n)
         x = density.sample(rng, size)
-        return Dataset(x=x[spec.slice(size)], y=None, name=density.name, split=split, density=density)
+        x = x[spec.slice(size)]
+        return Dataset(x=x, y=None, name=density.name, split=split, density=density)
 
     return load
 

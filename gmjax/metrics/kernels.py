@@ -61,9 +61,13 @@ def median_heuristic(x: chex.Array, y: chex.Array, *, max_points: int = 1000) ->
     check_samples(x, y)
     z = jnp.concatenate([x, y], axis=0)  # [n + m, d]
     stride = -(-z.shape[0] // max_points)
-    z = z[::stride]  # [p, d]
-    rows, cols = jnp.triu_indices(z.shape[0], k=1)
-    distances = jnp.sqrt(squared_distances(z, z)[rows, cols])  # [p (p - 1) / 2]
-    median = jnp.median(distances)
-    mean = jnp.mean(distances)
+    z = z[::stride]  # [p, d], p >= 2
+    p = z.shape[0]
+    num_pairs = p * (p - 1) // 2
+    upper = jnp.arange(p)[:, None] < jnp.arange(p)[None, :]  # [p, p], pairs i < j
+    distances = jnp.sqrt(squared_distances(z, z))  # [p, p]
+    # The pairs i < j sort first; the rest are pushed to the end as +inf.
+    ordered = jnp.sort(jnp.where(upper, distances, jnp.inf).ravel())  # [p * p]
+    median = 0.5 * (ordered[(num_pairs - 1) // 2] + ordered[num_pairs // 2])
+    mean = jnp.sum(jnp.where(upper, distances, 0.0)) / num_pairs
     return jnp.where(median > 0, median, jnp.where(mean > 0, mean, 1.0))

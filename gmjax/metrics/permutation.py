@@ -82,12 +82,12 @@ def mmd_permutation_test(
     z = jnp.concatenate([x, y], axis=0)  # [N, d], N = n + m
 
     # Column 0 is the observed labelling; columns 1..B are random relabellings.
-    keys = jax.random.split(key, num_permutations)
-    perms = jax.vmap(lambda k: jax.random.permutation(k, total))(keys)  # [B, N]
-    positions = jnp.argsort(perms, axis=1)  # [B, N]: where row i of z lands
-    observed = jnp.arange(total)[None, :]  # [1, N]
-    in_x = jnp.concatenate([observed, positions], axis=0) < n  # [B + 1, N]
-    a = in_x.T.astype(z.dtype)  # [N, B + 1]
+    rows = jnp.broadcast_to(jnp.arange(total), (num_permutations, total))
+    perms = jax.random.permutation(key, rows, axis=1, independent=True)  # [B, N]
+    # Relabelling b sends rows perms[b, :n] of z to x.
+    in_x = jax.vmap(lambda perm: jnp.zeros((total,), bool).at[perm[:n]].set(True))(perms)
+    observed = (jnp.arange(total) < n)[None, :]  # [1, N]
+    a = jnp.concatenate([observed, in_x], axis=0).T.astype(z.dtype)  # [N, B + 1]
 
     block = default_block_size(total, total) if block_size is None else int(block_size)
     num_blocks = -(-total // block)

@@ -64,10 +64,12 @@ class MinMaxState:
                    critic_opt_state=critic_optimizer.init(critic_params), key=key)
 
 
+@jax.jit
+def _all_finite(leaves: list) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def all_finite(tree: PyTree) -> bool:
-    """True when every floating-point leaf of ``tree`` is finite (host-side check)."""
-    leaves = [x for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
-    if not leaves:
-        return True
-    return bool(jax.jit(lambda ls: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in ls])))(leaves))
+    """True when every floating-point leaf of ``tree`` is finite (one compiled reduction)."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return not leaves or bool(_all_finite(leaves))
