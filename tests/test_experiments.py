@@ -48,8 +48,8 @@ def final_params(workdir):
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run_bitwise(repo_root, tmp_path):
-    args = [f"--config={FLOW_CONFIG}", *SMALL, "--config.train.steps=1500",
-            "--config.train.checkpoint_every=100", "--config.train.eval_every=500",
+    args = [f"--config={FLOW_CONFIG}", *SMALL, "--config.train.steps=800",
+            "--config.train.checkpoint_every=100", "--config.train.eval_every=400",
             "--config.train.log_every=50"]
     reference = script(repo_root, "flow.py", *args, f"--workdir={tmp_path / 'straight'}")
     assert reference.returncode == 0, reference.stderr[-3000:]
@@ -64,25 +64,25 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run_bitwise(repo_root, tmp
         # Only look: opening a Checkpointer here would clean the writer's temporaries.
         ckpt_dir = killed_dir / "checkpoints"
         steps = [int(d) for d in os.listdir(ckpt_dir) if d.isdigit()] if ckpt_dir.exists() else []
-        if steps and max(steps) >= 300:
+        if steps and max(steps) >= 200:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     interrupted_at = Checkpointer(killed_dir / "checkpoints").latest_step()
-    assert 300 <= interrupted_at < 1500
+    assert 200 <= interrupted_at < 800
 
     resumed = script(repo_root, "flow.py", *args, f"--workdir={killed_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     step_a, params_a = final_params(tmp_path / "straight")
     step_b, params_b = final_params(killed_dir)
-    assert step_a == step_b == 1500
+    assert step_a == step_b == 800
     for a, b in zip(params_a, params_b):
         np.testing.assert_array_equal(a, b)
     steps = [r["step"] for r in map(json.loads, open(killed_dir / "metrics.jsonl"))
              if r["split"] == "train"]
-    assert steps == list(range(50, 1501, 50))
+    assert steps == list(range(50, 801, 50))
 
 
 def test_resume_with_a_changed_model_is_refused(repo_root, tmp_path):

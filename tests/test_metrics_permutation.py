@@ -39,20 +39,19 @@ def test_same_distribution_is_not_rejected_and_seed_fixes_p_value():
 
 
 def test_level_under_the_null():
-    # 200 data sets from H0: the rejection rate at level 0.1 is about 0.1
-    # (Binomial(200, 0.1) has sd 0.021).
-    num_sets, n = 200, 40
-    rng = np.random.default_rng(3)
-    xs = rng.normal(size=(num_sets, n, 2)).astype(np.float32)
-    ys = rng.normal(size=(num_sets, n, 2)).astype(np.float32)
-    keys = jax.random.split(jax.random.key(3), num_sets)
-    test = lambda x, y, k: metrics.mmd_permutation_test(x, y, k, num_permutations=99, level=0.1)  # noqa: E731
-    results = jax.vmap(test)(xs, ys, keys)
-    p_values = np.asarray(results.p_value)
-    assert 0.04 < np.mean(results.reject) < 0.17
-    # Valid p-values: P(p <= t) <= t, and roughly uniform.
-    assert np.mean(p_values <= 0.5) == pytest.approx(0.5, abs=0.12)
-    assert np.all((p_values >= 0.01) & (p_values <= 1.0))
+    # 100 data sets from H0 (same shapes as above, so nothing recompiles): the
+    # rejection rate at level 0.1 is about 0.1 (Binomial(100, 0.1) has sd 0.03),
+    # and the p-values are about uniform on {1/100, ..., 1}.
+    keys = jax.random.split(jax.random.key(3), 100)
+    p_values = np.array(
+        [
+            float(metrics.mmd_permutation_test(*_samples(100 + i, 0.0), key, num_permutations=99).p_value)
+            for i, key in enumerate(keys)
+        ]
+    )
+    assert 0.03 < np.mean(p_values < 0.1) < 0.2
+    assert np.mean(p_values <= 0.5) == pytest.approx(0.5, abs=0.15)
+    assert np.all((p_values > 0.0099) & (p_values < 1.0001))
 
 
 def test_blocked_statistics_do_not_depend_on_block_size():

@@ -13,6 +13,15 @@ from scipy.spatial.distance import cdist, pdist
 from gmjax import metrics
 
 REPS = 10  # independent data sets per Monte Carlo check
+# Shapes shared by the small exact checks, so jit compiles once for them.
+N_SMALL, M_SMALL = 37, 29
+
+
+def _small_samples(seed, dim=2):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N_SMALL, dim)).astype(np.float32)
+    y = (rng.normal(size=(M_SMALL, dim)) * 1.3 + 0.2).astype(np.float32)
+    return x, y
 
 
 def _gaussian_pairs(seed, n, m, mean):
@@ -85,15 +94,13 @@ def test_mmd_same_distribution_is_unbiased_zero():
 @pytest.mark.parametrize("sigma, mean", [(1.0, [1.0, 0.0]), (1.5, [0.6, -0.8, 0.3])])
 def test_mmd_between_gaussians_matches_closed_form(sigma, mean):
     expected = _mmd2_gaussians(sigma, mean)
-    estimates = [metrics.mmd_rbf(x, y, sigma) for x, y in _gaussian_pairs(1, 500, 400, mean)]
+    estimates = [metrics.mmd_rbf(x, y, sigma) for x, y in _gaussian_pairs(1, 400, 300, mean)]
     _assert_mc_mean(estimates, expected)
     assert np.mean(estimates) == pytest.approx(expected, rel=0.1)
 
 
 def test_mmd_mixture_is_mean_of_single_bandwidth_mmds():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(120, 2)).astype(np.float32)
-    y = (rng.normal(size=(90, 2)) + 0.4).astype(np.float32)
+    x, y = _small_samples(2)
     bandwidths = jnp.array([0.3, 1.0, 2.5])
     mixture = metrics.mmd_rbf_mixture(x, y, bandwidths)
     singles = [metrics.mmd_rbf(x, y, s) for s in bandwidths]
@@ -101,18 +108,14 @@ def test_mmd_mixture_is_mean_of_single_bandwidth_mmds():
 
 
 def test_mmd_mixture_default_uses_median_scales():
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(80, 2)).astype(np.float32)
-    y = rng.normal(size=(70, 2)).astype(np.float32) * 1.5
+    x, y = _small_samples(3)
     sigma = metrics.median_heuristic(x, y)
     explicit = metrics.mmd_rbf_mixture(x, y, sigma * jnp.array(metrics.DEFAULT_BANDWIDTH_SCALES))
     np.testing.assert_allclose(metrics.mmd_rbf_mixture(x, y), explicit, rtol=1e-6)
 
 
 def test_mmd_median_uses_median_heuristic():
-    rng = np.random.default_rng(4)
-    x = rng.normal(size=(60, 3)).astype(np.float32)
-    y = rng.normal(size=(50, 3)).astype(np.float32) + 0.5
+    x, y = _small_samples(4)
     np.testing.assert_allclose(
         metrics.mmd_median(x, y), metrics.mmd_rbf(x, y, metrics.median_heuristic(x, y)), rtol=1e-6
     )
@@ -127,7 +130,7 @@ def test_energy_distance_same_distribution_is_unbiased_zero():
 def test_energy_distance_1d_gaussians_closed_form(shift):
     # 2 E|X - Y| - E|X - X'| - E|Y - Y'| with X - Y ~ N(-shift, 2), X - X' ~ N(0, 2).
     expected = 2 * _abs_normal_mean(shift, math.sqrt(2)) - 2 * _abs_normal_mean(0.0, math.sqrt(2))
-    estimates = [metrics.energy_distance(x, y) for x, y in _gaussian_pairs(6, 600, 500, [shift])]
+    estimates = [metrics.energy_distance(x, y) for x, y in _gaussian_pairs(6, 400, 300, [shift])]
     _assert_mc_mean(estimates, expected)
     assert np.mean(estimates) == pytest.approx(expected, rel=0.05)
 
@@ -139,7 +142,7 @@ def test_energy_distance_2d_gaussians_closed_form():
     cross = stats.rice(b=np.linalg.norm(mean) / s, scale=s).mean()
     within = s * math.sqrt(math.pi / 2)  # Rayleigh mean
     expected = 2 * cross - 2 * within
-    estimates = [metrics.energy_distance(x, y) for x, y in _gaussian_pairs(7, 500, 500, mean)]
+    estimates = [metrics.energy_distance(x, y) for x, y in _gaussian_pairs(7, 400, 300, mean)]
     _assert_mc_mean(estimates, expected)
 
 
@@ -187,13 +190,11 @@ def _naive_stats(x, y, sigmas):
     return mmd2, energy_u, energy_v
 
 
-# dim 40 takes the matrix-product path of `squared_distances`; block 1 and 7
-# leave padded rows in the last block, None is one block of all rows.
-@pytest.mark.parametrize("dim, block_size", [(2, 1), (2, 7), (2, None), (40, 7)])
+# dim 40 takes the matrix-product path of `squared_distances`; block 7 leaves
+# padded rows in the last block.
+@pytest.mark.parametrize("dim, block_size", [(2, 7), (40, None)])
 def test_blocked_matches_naive_full_matrix(dim, block_size):
-    rng = np.random.default_rng(9)
-    x = rng.normal(size=(37, dim)).astype(np.float32)
-    y = (rng.normal(size=(29, dim)) * 1.3 + 0.2).astype(np.float32)
+    x, y = _small_samples(9, dim)
     scale = math.sqrt(dim)
     sigmas = [0.5 * scale, 1.0 * scale, 2.0 * scale]
     mmd_single, energy_u, energy_v = _naive_stats(x, y, sigmas[1:2])
@@ -208,19 +209,23 @@ def test_blocked_matches_naive_full_matrix(dim, block_size):
     np.testing.assert_allclose(got_v, energy_v, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("exclude_diagonal", [False, True])
-def test_pair_sum_matches_dense(exclude_diagonal):
+@pytest.mark.parametrize(
+    "dim, block_size, exclude_diagonal",
+    [(2, 1, False), (2, 5, True), (2, None, True), (40, 5, False), (40, 5, True)],
+)
+def test_pair_sum_matches_dense(dim, block_size, exclude_diagonal):
     rng = np.random.default_rng(10)
-    x = rng.normal(size=(23, 3)).astype(np.float32)
-    y = x if exclude_diagonal else rng.normal(size=(31, 3)).astype(np.float32)
-    values = np.cos(cdist(x, y, "sqeuclidean")) + 2.0
+    x = rng.normal(size=(23, dim)).astype(np.float32)
+    y = x if exclude_diagonal else rng.normal(size=(31, dim)).astype(np.float32)
+    values = np.cos(cdist(x, y, "sqeuclidean") / dim) + 2.0
     if exclude_diagonal:
         np.fill_diagonal(values, 0.0)
-    expected = values.sum()
-    got = metrics.pair_sum(
-        lambda t: jnp.cos(t) + 2.0, x, y, exclude_diagonal=exclude_diagonal, block_size=5
+    sum_fn = jax.jit(
+        lambda a, b: metrics.pair_sum(
+            lambda t: jnp.cos(t / dim) + 2.0, a, b, exclude_diagonal=exclude_diagonal, block_size=block_size
+        )
     )
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(sum_fn(x, y), values.sum(), rtol=1e-5)
 
 
 def test_float32_blocked_sum_is_accurate_at_scale():
@@ -248,9 +253,8 @@ def test_checks_reject_bad_shapes():
 
 
 def test_median_heuristic_is_median_pairwise_distance():
-    rng = np.random.default_rng(12)
-    x = rng.normal(size=(40, 2)).astype(np.float32)
-    y = (rng.normal(size=(35, 2)) * 3.0).astype(np.float32)
+    x, y = _small_samples(12)
+    y = 3.0 * y
     expected = np.median(pdist(np.concatenate([x, y]).astype(np.float64)))
     np.testing.assert_allclose(metrics.median_heuristic(x, y), expected, rtol=1e-5)
 
@@ -319,9 +323,7 @@ def test_metrics_registry_names_and_calls():
     assert metrics.METRICS.names() == ["energy_distance", "mmd", "sliced_wasserstein"]
     with pytest.raises(ValueError, match="energy_distance, mmd, sliced_wasserstein"):
         metrics.METRICS.get("wasserstein")
-    rng = np.random.default_rng(16)
-    x = rng.normal(size=(50, 2)).astype(np.float32)
-    y = rng.normal(size=(40, 2)).astype(np.float32)
+    x, y = _small_samples(16)
     key = jax.random.key(1)
     direct = {
         "mmd": metrics.mmd_median(x, y),
@@ -334,8 +336,8 @@ def test_metrics_registry_names_and_calls():
 
 def test_two_sample_functions_work_under_outer_jit_and_vmap():
     rng = np.random.default_rng(17)
-    xs = rng.normal(size=(3, 30, 2)).astype(np.float32)
-    ys = rng.normal(size=(3, 25, 2)).astype(np.float32)
+    xs = rng.normal(size=(3, N_SMALL, 2)).astype(np.float32)
+    ys = rng.normal(size=(3, M_SMALL, 2)).astype(np.float32)
     batched = jax.vmap(functools.partial(metrics.energy_distance, block_size=4))(xs, ys)
     looped = [metrics.energy_distance(a, b) for a, b in zip(xs, ys)]
     # Different blocks sum in a different order: float32 rounding of terms near 1.

@@ -11,7 +11,10 @@ to [dim].
 
 from __future__ import annotations
 
+import functools
+
 import chex
+import jax
 import jax.numpy as jnp
 from blackjax import diagnostics
 
@@ -31,6 +34,7 @@ def split_chains(samples: chex.Array) -> chex.Array:
     return jnp.concatenate([samples[:, :half], samples[:, half : 2 * half]], axis=0)
 
 
+@jax.jit
 def split_rhat(samples: chex.Array) -> chex.Array:
     """Split R-hat (potential scale reduction) per dimension.
 
@@ -57,6 +61,7 @@ def split_rhat(samples: chex.Array) -> chex.Array:
     return jnp.reshape(rhat, (samples.shape[2],))
 
 
+@functools.partial(jax.jit, static_argnames=("split",))
 def effective_sample_size(samples: chex.Array, *, split: bool = True) -> chex.Array:
     """Multi-chain effective sample size per dimension.
 

@@ -179,7 +179,7 @@ def adjusted(
     with the same number of points, so the adjusted value is about 0 for a
     perfect sampler and removes the finite-sample bias of metrics such as the
     empirical Wasserstein distance. Random metrics should use the same key for
-    both terms (e.g. `functools.partial(sliced_wasserstein, key=key, p=1)`).
+    both terms (e.g. `lambda a, b: sliced_wasserstein(a, b, key, p=1)`).
     """
     return metric(x, y_ref_1) - metric(y_ref_2, y_ref_1)
 
@@ -193,7 +193,9 @@ def adjusted_w1(
     num_projections: int = 128,
 ) -> chex.Array:
     """`adjusted` sliced Wasserstein-1, the `adjusted_w1` of result files (same directions in both terms)."""
-    metric = functools.partial(sliced_wasserstein, key=key, p=1, num_projections=num_projections)
+    def metric(a: chex.Array, b: chex.Array) -> chex.Array:
+        return sliced_wasserstein(a, b, key, p=1, num_projections=num_projections)
+
     return adjusted(metric, x, y_ref_1, y_ref_2)
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Iterable, Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from gmjax.viz.figure import plt, save_figure
 
 
 def plot_curves(path: str, records: Iterable[Mapping], names: Sequence[str] = ("loss",),
@@ -26,10 +22,4 @@ def plot_curves(path: str, records: Iterable[Mapping], names: Sequence[str] = ("
         ax.set_xlabel("step")
         ax.set_title(name)
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Optional, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from gmjax.viz.figure import plt, save_figure
 
 
 def density_grid(log_prob: Callable[[np.ndarray], np.ndarray], bounds: Sequence[float],
@@ -61,10 +58,4 @@ def plot_density_2d(path: str, data: np.ndarray, samples: Optional[np.ndarray] =
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
