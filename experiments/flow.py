@@ -93,13 +93,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         metrics["nll_excess"] = metrics["test_nll"] - density.entropy()
     metrics.update(two_sample_metrics(samples, test.x, sample_key))
 
-    viz.plot_density_2d(os.path.join(workdir, "density.png"), test.x, samples,
-                        log_prob=lambda x: log_prob(params, x),
-                        title=f"{config.model.name} on {config.data.name}: "
-                              f"test NLL {metrics['test_nll']:.3f} nats")
-    viz.plot_curves(os.path.join(workdir, "curves.png"),
-                    read_jsonl(os.path.join(workdir, "metrics.jsonl")),
-                    names=("loss", "test_nll"))
+    if jax.process_index() == 0:
+        viz.plot_density_2d(os.path.join(workdir, "density.png"), test.x, samples,
+                            log_prob=lambda x: log_prob(params, x),
+                            title=f"{config.model.name} on {config.data.name}: "
+                                  f"test NLL {metrics['test_nll']:.3f} nats")
+        viz.plot_curves(os.path.join(workdir, "curves.png"),
+                        read_jsonl(os.path.join(workdir, "metrics.jsonl")),
+                        names=("loss", "test_nll"))
     runner.write_metrics(workdir, metrics)
     return metrics
 

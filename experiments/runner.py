@@ -23,6 +23,7 @@ import os
 import sys
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
+import jax
 import ml_collections
 from absl import app, flags
 from absl import logging as absl_logging
@@ -32,6 +33,7 @@ from gmjax.registry import Registry
 from gmjax.training.checkpoint import CheckpointError
 from gmjax.training.logging import to_python
 from gmjax.training.loop import NonFiniteError
+from gmjax.training.parallel import initialize_distributed
 
 Choices = Mapping[str, Iterable[str]]
 
@@ -114,16 +116,19 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> bool:
                                 for k in changed)
             raise ConfigError(f"{workdir} holds a run with a different config ({details}). "
                               f"Use a new --workdir, or the saved config to resume.")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(new, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    if jax.process_index() == 0:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(new, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
     return resuming
 
 
 def write_metrics(workdir: str, metrics: Mapping[str, Any]) -> str:
-    """Writes the final evaluation, ``metrics.json`` (atomically)."""
+    """Writes the final evaluation, ``metrics.json`` (atomically; process 0 only)."""
     path = os.path.join(workdir, "metrics.json")
+    if jax.process_index() != 0:
+        return path
     with open(path + ".tmp", "w") as f:
         json.dump(to_python(dict(metrics)), f, indent=2, sort_keys=True)
     os.replace(path + ".tmp", path)
@@ -192,6 +197,7 @@ def main(train_and_evaluate: Callable[[ml_collections.ConfigDict, str], Mapping[
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         FLAGS = flags.FLAGS
         quiet_logging()
+        initialize_distributed()  # multi-host when JAX_COORDINATOR_ADDRESS etc. are set
         if FLAGS.workdir is None:
             sys.stderr.write("error: --workdir is required\n")
             sys.exit(2)

@@ -1,5 +1,6 @@
 """Bits per dimension, nats and bits, and the importance-sampled log-likelihood."""
 
+import functools
 import math
 
 import jax
@@ -49,6 +50,7 @@ def test_nll_excess_estimates_kl():
     assert float(metrics.nll_excess(test_nll, entropy)) == pytest.approx(kl, abs=0.005)
 
 
+@functools.partial(jax.jit, static_argnames=("k", "proposal_sd"))
 def _gaussian_model_log_w(key, x, k, proposal_sd):
     """log w for z ~ N(0, 1), x | z ~ N(z, 1), proposal q(z | x) = N(x / 2, proposal_sd^2).
 
@@ -61,7 +63,7 @@ def _gaussian_model_log_w(key, x, k, proposal_sd):
 
 def test_exact_proposal_gives_exact_log_likelihood_and_zero_stderr():
     x = jnp.linspace(-3.0, 3.0, 7)
-    log_w = _gaussian_model_log_w(jax.random.key(0), x, 16, math.sqrt(0.5))
+    log_w = _gaussian_model_log_w(jax.random.key(0), x, k=16, proposal_sd=math.sqrt(0.5))
     exact = stats.norm.logpdf(np.asarray(x), scale=math.sqrt(2))
     log_p, stderr = metrics.is_log_likelihood_per_example(log_w)
     np.testing.assert_allclose(log_p, exact, atol=1e-5)
@@ -78,7 +80,9 @@ def test_stderr_matches_spread_over_repeated_estimates():
     keys = jax.random.split(jax.random.key(1), 400)
     estimate = jax.jit(
         jax.vmap(
-            lambda key: metrics.is_log_likelihood_per_example(_gaussian_model_log_w(key, x, 200, 2.0))
+            lambda key: metrics.is_log_likelihood_per_example(
+                _gaussian_model_log_w(key, x, k=200, proposal_sd=2.0)
+            )
         )
     )
     log_p, stderr = estimate(keys)  # [400, 3] each
@@ -88,7 +92,8 @@ def test_stderr_matches_spread_over_repeated_estimates():
     # The mean over 400 repetitions has sd spread / 20 and a Jensen bias near -spread^2 / 2.
     tolerance = 4 * spread.max() / 20 + spread.max() ** 2 / 2
     np.testing.assert_allclose(np.mean(np.asarray(log_p), axis=0), exact, atol=tolerance)
-    mean, mean_stderr = metrics.is_log_likelihood(_gaussian_model_log_w(keys[0], x, 200, 2.0))
+    log_w = _gaussian_model_log_w(keys[0], x, k=200, proposal_sd=2.0)
+    mean, mean_stderr = metrics.is_log_likelihood(log_w)
     assert abs(float(mean) - np.mean(exact)) < 4 * float(mean_stderr)
 
 

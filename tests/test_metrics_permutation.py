@@ -45,7 +45,7 @@ def test_level_under_the_null():
     keys = jax.random.split(jax.random.key(3), 100)
     p_values = np.array(
         [
-            float(metrics.mmd_permutation_test(*_samples(100 + i, 0.0), key, num_permutations=99).p_value)
+            metrics.mmd_permutation_test(*_samples(100 + i, 0.0), key, num_permutations=99).p_value
             for i, key in enumerate(keys)
         ]
     )

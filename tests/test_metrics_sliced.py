@@ -63,7 +63,8 @@ def test_w1_in_one_dimension_matches_scipy(n, m):
     expected = stats.wasserstein_distance(u, v)
     np.testing.assert_allclose(metrics.wasserstein_1d(u, v, p=1), expected, rtol=1e-5)
     # In 1-D the directions are +-1, so SW1 is W1.
-    sw1 = metrics.sliced_wasserstein(u[:, None], v[:, None], jax.random.key(0), p=1, num_projections=4)
+    key = jax.random.key(0)
+    sw1 = metrics.sliced_wasserstein(u[:, None], v[:, None], key, p=1, num_projections=4)
     np.testing.assert_allclose(sw1, expected, rtol=1e-5)
 
 
@@ -91,7 +92,9 @@ def test_sliced_wasserstein_is_zero_on_identical_point_sets_and_permutation_inva
     assert float(metrics.sliced_wasserstein(x, x[::-1], key)) == pytest.approx(0.0, abs=1e-6)
     y = rng.normal(size=(100, 4)).astype(np.float32)
     np.testing.assert_allclose(
-        metrics.sliced_wasserstein(x, y, key), metrics.sliced_wasserstein(x[::-1], y, key), rtol=1e-6
+        metrics.sliced_wasserstein(x, y, key),
+        metrics.sliced_wasserstein(x[::-1], y, key),
+        rtol=1e-6,
     )
 
 

@@ -220,19 +220,44 @@ def test_pair_sum_matches_dense(dim, block_size, exclude_diagonal):
     values = np.cos(cdist(x, y, "sqeuclidean") / dim) + 2.0
     if exclude_diagonal:
         np.fill_diagonal(values, 0.0)
+    def fn(t):
+        return jnp.cos(t / dim) + 2.0
+
     sum_fn = jax.jit(
         lambda a, b: metrics.pair_sum(
-            lambda t: jnp.cos(t / dim) + 2.0, a, b, exclude_diagonal=exclude_diagonal, block_size=block_size
+            fn, a, b, exclude_diagonal=exclude_diagonal, block_size=block_size
         )
     )
     np.testing.assert_allclose(sum_fn(x, y), values.sum(), rtol=1e-5)
+
+
+def test_float64_inputs_are_computed_in_float64():
+    x, y = _small_samples(19)
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    mmd2, energy_u, _ = _naive_stats(x, y, [1.0])
+    with jax.enable_x64(True):
+        got_mmd = metrics.mmd_rbf(x, y, 1.0, block_size=7)
+        got_energy = metrics.energy_distance(x, y, block_size=7)
+        assert got_mmd.dtype == jnp.float64
+    np.testing.assert_allclose(got_mmd, mmd2, rtol=1e-12)
+    np.testing.assert_allclose(got_energy, energy_u, rtol=1e-12)
+
+
+def test_without_jit_matches_jit():
+    # Eager execution runs the block loop in Python: one check keeps it cheap.
+    x, y = _small_samples(20)
+    with jax.disable_jit():
+        eager = metrics.energy_distance(x, y, block_size=20)
+    jitted = metrics.energy_distance(x, y, block_size=20)
+    np.testing.assert_allclose(eager, jitted, rtol=1e-5, atol=1e-6)
 
 
 def test_float32_blocked_sum_is_accurate_at_scale():
     # 4000 x 4000 pairs: the float32 two-level sum stays within 1e-6 of float64.
     rng = np.random.default_rng(11)
     x = rng.normal(size=(4000, 2))
-    sums = metrics.pair_sum(lambda d2: jnp.exp(-0.5 * d2), x.astype(np.float32), x.astype(np.float32))
+    x32 = x.astype(np.float32)
+    sums = metrics.pair_sum(lambda d2: jnp.exp(-0.5 * d2), x32, x32)
     expected = 0.0
     for chunk in np.array_split(x, 8):
         expected += np.exp(-0.5 * cdist(chunk, x, "sqeuclidean")).sum()
@@ -343,4 +368,5 @@ def test_two_sample_functions_work_under_outer_jit_and_vmap():
     # Different blocks sum in a different order: float32 rounding of terms near 1.
     np.testing.assert_allclose(batched, looped, atol=1e-5)
     outer = jax.jit(lambda a, b: metrics.mmd_median(a, b) + 1.0)
-    np.testing.assert_allclose(outer(xs[0], ys[0]), metrics.mmd_median(xs[0], ys[0]) + 1.0, rtol=1e-6)
+    expected = metrics.mmd_median(xs[0], ys[0]) + 1.0
+    np.testing.assert_allclose(outer(xs[0], ys[0]), expected, rtol=1e-6)

@@ -45,9 +45,9 @@ def median_heuristic(x: chex.Array, y: chex.Array, *, max_points: int = 1000) ->
 
     The pooled sample is thinned to at most `max_points` rows by taking every
     k-th row (deterministic; rows of x come before rows of y, so both samples
-    are represented in proportion), which keeps the cost at max_points^2 / 2
-    distances. If that median is 0 (more than half the pairs coincide) the
-    mean distance is used, and 1.0 if all points coincide.
+    are represented in proportion), which keeps the cost at one sort of
+    max_points^2 distances. If that median is 0 (more than half the pairs
+    coincide) the mean distance is used, and 1.0 if all points coincide.
 
     Args:
         x: [n, d] sample.
@@ -57,6 +57,8 @@ def median_heuristic(x: chex.Array, y: chex.Array, *, max_points: int = 1000) ->
     Returns:
         Scalar bandwidth sigma for k(x, y) = exp(-|x - y|^2 / (2 sigma^2)).
     """
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
     x, y = as_float(x), as_float(y)
     check_samples(x, y)
     z = jnp.concatenate([x, y], axis=0)  # [n + m, d]

@@ -99,7 +99,9 @@ def is_log_likelihood_per_example(log_w: chex.Array) -> tuple[chex.Array, chex.A
     chex.assert_rank(log_w, 2)
     k = log_w.shape[1]
     if k < 2:
-        raise ValueError(f"need k >= 2 importance samples per example for a standard error, got {k}")
+        raise ValueError(
+            f"need k >= 2 importance samples per example for a standard error, got {k}"
+        )
     log_p = jax.nn.logsumexp(log_w, axis=1) - math.log(k)  # [n]
     w = jax.nn.softmax(log_w, axis=1)  # [n, k], rows sum to 1, mean 1/k
     sample_var = jnp.sum(jnp.square(w - 1.0 / k), axis=1) / (k - 1)  # [n]

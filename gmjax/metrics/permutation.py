@@ -18,7 +18,8 @@ relabelling b assigns to x, and K with its diagonal set to zero,
     S_xx = a^T K a,   S_xy = a^T K 1 - a^T K a,   S_yy = 1^T K 1 - 2 a^T K 1 + a^T K a,
 
 so all B + 1 statistics come from one pass over row blocks of K times the
-[n + m, B + 1] indicator matrix; K itself is never held whole.
+[n + m, B + 1] indicator matrix; K itself is never held whole. The cost is
+(n + m)^2 kernel values plus (n + m)^2 (B + 1) multiply-adds.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def mmd_permutation_test(
     z = jnp.concatenate([x, y], axis=0)  # [N, d], N = n + m
 
     # Column 0 is the observed labelling; columns 1..B are random relabellings.
-    rows = jnp.broadcast_to(jnp.arange(total), (num_permutations, total))
-    perms = jax.random.permutation(key, rows, axis=1, independent=True)  # [B, N]
+    identity = jnp.broadcast_to(jnp.arange(total), (num_permutations, total))  # [B, N]
+    perms = jax.random.permutation(key, identity, axis=1, independent=True)  # [B, N]
     # Relabelling b sends rows perms[b, :n] of z to x.
     in_x = jax.vmap(lambda perm: jnp.zeros((total,), bool).at[perm[:n]].set(True))(perms)
     observed = (jnp.arange(total) < n)[None, :]  # [1, N]

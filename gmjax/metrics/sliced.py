@@ -81,7 +81,7 @@ def sliced_wasserstein(
     y: chex.Array,
     key: chex.PRNGKey,
     *,
-    p: int = 2,
+    p: int = 1,
     num_projections: int = 128,
 ) -> chex.Array:
     """Sliced Wasserstein-p distance with random directions.
@@ -99,7 +99,8 @@ def sliced_wasserstein(
         x: [n, d] sample.
         y: [m, d] sample (unequal sizes are handled exactly, see `wasserstein_1d`).
         key: PRNG key for the directions; the same key gives the same directions.
-        p: 1 or 2 (any integer >= 1 works).
+        p: order; 1 (the default, as in `adjusted_w1` and METRICS) or 2, any
+            integer >= 1 works.
         num_projections: number of random directions.
 
     Returns:

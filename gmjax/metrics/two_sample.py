@@ -192,7 +192,11 @@ def adjusted_w1(
     *,
     num_projections: int = 128,
 ) -> chex.Array:
-    """`adjusted` sliced Wasserstein-1, the `adjusted_w1` of result files (same directions in both terms)."""
+    """`adjusted` sliced Wasserstein-1, the `adjusted_w1` of result files.
+
+    Both terms use the same `num_projections` directions drawn from `key`.
+    """
+
     def metric(a: chex.Array, b: chex.Array) -> chex.Array:
         return sliced_wasserstein(a, b, key, p=1, num_projections=num_projections)
 
@@ -239,5 +243,5 @@ def _energy_entry(x: chex.Array, y: chex.Array, key: chex.PRNGKey | None = None)
 
 @METRICS.register("sliced_wasserstein")
 def _sliced_entry(x: chex.Array, y: chex.Array, key: chex.PRNGKey) -> chex.Array:
-    """Sliced Wasserstein-2 with 128 directions drawn from `key` (`sliced_wasserstein`)."""
-    return sliced_wasserstein(x, y, key, p=2, num_projections=128)
+    """Sliced Wasserstein-1 with 128 directions drawn from `key`, as in `adjusted_w1`."""
+    return sliced_wasserstein(x, y, key, p=1, num_projections=128)

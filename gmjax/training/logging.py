@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any, Dict, Iterator, Mapping
 
+import jax
 import numpy as np
 
 
@@ -28,19 +29,22 @@ class MetricsWriter:
 
     On resume from step ``s`` call ``truncate_after(s)``: records a killed run
     logged after its last checkpoint are dropped, so the file reads as if the
-    run had never stopped.
+    run had never stopped. In a multi-host run only process 0 writes.
     """
 
     def __init__(self, path: str):
         self.path = path
+        self.enabled = jax.process_index() == 0
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
     def write(self, record: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(to_python(record)) + "\n")
 
     def truncate_after(self, step: int) -> None:
-        if not os.path.exists(self.path):
+        if not self.enabled or not os.path.exists(self.path):
             return
         kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
         tmp = self.path + ".tmp"
