@@ -146,18 +146,6 @@ def test_energy_distance_2d_gaussians_closed_form():
     _assert_mc_mean(estimates, expected)
 
 
-def test_energy_distance_matches_dcor():
-    dcor = pytest.importorskip("dcor")
-    rng = np.random.default_rng(8)
-    x = rng.normal(size=(70, 3))
-    y = rng.normal(size=(45, 3)) + [0.3, 0.0, -0.2]
-    # dcor's default V-statistic; its U-statistic path is numba-compiled (slow to
-    # start) and the U form is checked against the explicit formula below.
-    expected = dcor.energy_distance(x, y)
-    got = metrics.energy_distance(x.astype(np.float32), y.astype(np.float32), unbiased=False)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
-
-
 def test_energy_distance_1d_matches_scipy():
     # scipy's 1-D energy distance is the square root of the V-statistic form.
     rng = np.random.default_rng(18)
