@@ -1,6 +1,12 @@
-"""Normalizing flows as distrax bijectors, parameters owned by Flax modules."""
+"""Normalizing flows as distrax bijectors, parameters owned by Flax modules.
 
-from gmjax.flows.coupling import affine_coupling, half_mask
-from gmjax.flows.realnvp import RealNVP
+Importing this package registers every layer in ``FLOW_LAYERS``.
+"""
 
-__all__ = ["affine_coupling", "half_mask", "RealNVP"]
+from gmjax.flows import coupling  # noqa: F401  (registers the coupling layers)
+from gmjax.flows.base import Flow, FlowLayer
+from gmjax.flows.builders import nice, realnvp, stack
+from gmjax.flows.registry import FLOW_LAYERS, LayerSpec, build_layer, register_layer
+
+__all__ = ["Flow", "FlowLayer", "nice", "realnvp", "stack", "FLOW_LAYERS", "LayerSpec",
+           "build_layer", "register_layer"]

@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 
-from gmjax.flows.realnvp import RealNVP
+from gmjax.flows.builders import realnvp
 from gmjax.registry import Registry
 
 FLOW_MODELS: Registry[Callable[[Mapping[str, Any], int], nn.Module]] = Registry("flow model")
@@ -14,7 +14,7 @@ FLOW_MODELS: Registry[Callable[[Mapping[str, Any], int], nn.Module]] = Registry(
 
 @FLOW_MODELS.register("realnvp")
 def _realnvp(model: Mapping[str, Any], dim: int) -> nn.Module:
-    return RealNVP(dim=dim, num_layers=model["num_layers"], hidden=tuple(model["hidden"]))
+    return realnvp(dim, num_layers=model["num_layers"], hidden=tuple(model["hidden"]))
 
 
 def build_flow(model: Mapping[str, Any], dim: int) -> nn.Module:
