@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.name = "realnvp"
     config.model.num_layers = 8
     config.model.hidden = (64, 64)
+    config.model.num_components = 8   # model.name=gmm only
 
     config.eval = ml_collections.ConfigDict()
     config.eval.num_samples = 5_000   # model samples for the two-sample metrics

@@ -32,9 +32,10 @@ def _component_log_probs(mixture: GaussianMixture, x: chex.Array) -> chex.Array:
     """log pi_k + log N(x_i; mu_k, Sigma_k), shape [n, k]."""
     d = x.shape[-1]
     diff = x[:, None, :] - mixture.means[None]                          # [n, k, d]
-    solved = jax.vmap(  # L_k^{-1} (x_i - mu_k) for every component k
-        lambda chol, dk: jax.scipy.linalg.solve_triangular(chol, dk.T, lower=True).T,
-        in_axes=(0, 1), out_axes=1)(mixture.cholesky, diff)             # [n, k, d]
+    # L_k^{-1} (x_i - mu_k): invert the k small factors once, then one batched product.
+    eye = jnp.broadcast_to(jnp.eye(d, dtype=x.dtype), mixture.cholesky.shape)
+    inv_chol = jax.scipy.linalg.solve_triangular(mixture.cholesky, eye, lower=True)  # [k, d, d]
+    solved = jnp.einsum("kij,nkj->nki", inv_chol, diff)                 # [n, k, d]
     log_det = jnp.sum(jnp.log(jnp.diagonal(mixture.cholesky, axis1=-2, axis2=-1)), -1)  # [k]
     log_normal = -0.5 * jnp.sum(solved ** 2, -1) - log_det - 0.5 * d * jnp.log(2 * jnp.pi)
     return mixture.log_weights + log_normal
@@ -75,7 +76,7 @@ def _m_step(x: chex.Array, resp: chex.Array, reg: float) -> GaussianMixture:
     counts = resp.sum(0) + 1e-10                                         # [k]
     means = resp.T @ x / counts[:, None]                                 # [k, d]
     diff = x[:, None, :] - means[None]                                   # [n, k, d]
-    cov = jnp.einsum("nk,nki,nkj->kij", resp, diff, diff) / counts[:, None, None]
+    cov = jnp.einsum("nki,nkj->kij", resp[:, :, None] * diff, diff) / counts[:, None, None]
     cov = cov + reg * jnp.eye(d)
     return GaussianMixture(jnp.log(counts / n), means, jnp.linalg.cholesky(cov))
 
