@@ -18,10 +18,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.train_split = "train"
     config.data.test_split = "test"
     config.data.batch_size = 64
-    config.train.steps = 300
-    config.train.log_every = 50
-    config.train.eval_every = 100
-    config.train.checkpoint_every = 100
+    config.train.steps = 600
+    config.train.log_every = 100
+    config.train.eval_every = 200
+    config.train.checkpoint_every = 200
+    config.optim.lr = 5e-3
     config.model.kernel_size = 3
     config.augment.max_shift = 1
     return config

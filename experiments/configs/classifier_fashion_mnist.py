@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.name = "fashion_mnist"
     config.data.train_split = "train"
     config.data.test_split = "test"
-    config.train.steps = 1_500
+    config.train.steps = 2_000
     config.train.eval_every = 500
     config.train.checkpoint_every = 500
     config.augment.max_shift = 0

@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.train_split = "test[:8000]"
     config.data.test_split = "test[8000:]"
     config.data.batch_size = 128
-    config.train.steps = 800
+    config.train.steps = 1_200
     config.train.log_every = 100
     config.train.eval_every = 400
     config.train.checkpoint_every = 400

@@ -2,11 +2,30 @@
 
 Two-sample distances (`two_sample`, `sliced`, `kernels`, `pairwise`), the MMD
 permutation test (`permutation`), mode coverage for mixture targets (`modes`),
-likelihood summaries (`likelihood`) and MCMC diagnostics (`mcmc`). `METRICS`
+likelihood summaries (`likelihood`), MCMC diagnostics (`mcmc`) and feature-space
+image metrics (`features`: Fréchet distance, KID, k-NN precision/recall,
+density/coverage, Inception Score, class accuracy). `METRICS`
 maps the result-file names `mmd`, `energy_distance` and `sliced_wasserstein`
 to functions called as metric(x, y, key).
 """
 
+from gmjax.metrics.features import (
+    DEFAULT_NUM_NEIGHBORS,
+    DensityCoverage,
+    MeanStd,
+    PrecisionRecall,
+    class_accuracy,
+    density_coverage,
+    frechet_distance,
+    frechet_distance_gaussians,
+    gaussian_moments,
+    inception_score,
+    kid,
+    knn_radii,
+    polynomial_kernel,
+    polynomial_mmd2,
+    precision_recall,
+)
 from gmjax.metrics.kernels import median_heuristic, rbf_kernel
 from gmjax.metrics.likelihood import (
     bits_per_dim,
@@ -34,6 +53,21 @@ from gmjax.metrics.two_sample import (
 )
 
 __all__ = [
+    "DEFAULT_NUM_NEIGHBORS",
+    "DensityCoverage",
+    "MeanStd",
+    "PrecisionRecall",
+    "class_accuracy",
+    "density_coverage",
+    "frechet_distance",
+    "frechet_distance_gaussians",
+    "gaussian_moments",
+    "inception_score",
+    "kid",
+    "knn_radii",
+    "polynomial_kernel",
+    "polynomial_mmd2",
+    "precision_recall",
     "DEFAULT_BANDWIDTH_SCALES",
     "DEFAULT_NUM_SAMPLES",
     "METRICS",

@@ -18,6 +18,7 @@ finished) and ``checkpoints/`` (the train state, written by
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from typing import Any, Callable, Mapping, Optional
@@ -79,6 +80,21 @@ def predict_in_batches(fn: Callable[[jax.Array], Any], images: np.ndarray,
     return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled_outputs(model: nn.Module) -> Callable:
+    """``jit((params, images) -> (features, probs))``, shared by networks of one architecture.
+
+    Modules are hashable dataclasses, so the networks built for each periodic
+    evaluation of a training run reuse one compilation.
+    """
+
+    def outputs(params, images):
+        phi, logits = features_and_logits(model, params, image_input(images))
+        return phi, jax.nn.softmax(logits, axis=-1)
+
+    return jax.jit(outputs)
+
+
 class FeatureNetwork:
     """A trained classifier used as a feature map for image metrics.
 
@@ -101,12 +117,7 @@ class FeatureNetwork:
         self.train_split, self.test_split = train_split, test_split
         self.test_accuracy, self.source = test_accuracy, source
         self.batch_size = int(batch_size)
-
-        def outputs(p, images):
-            phi, logits = features_and_logits(model, p, image_input(images))
-            return phi, jax.nn.softmax(logits, axis=-1)
-
-        self._outputs = jax.jit(outputs)
+        self._outputs = _compiled_outputs(model)
 
     @property
     def feature_dim(self) -> int:
@@ -153,7 +164,7 @@ class FeatureNetwork:
         images = np.asarray(images)
         if images.ndim == 3 and self.image_shape[-1] == 1:
             images = images[..., None]
-        if images.ndim != 4 or images.shape[1:] != self.image_shape:
+        if images.ndim != 4 or images.shape[1:] != self.image_shape or not len(images):
             raise ValueError(f"this feature network takes images [n, "
                              f"{', '.join(map(str, self.image_shape))}] ({self.data_name}), "
                              f"got shape {images.shape}")

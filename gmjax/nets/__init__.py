@@ -1,5 +1,6 @@
 """Flax linen networks shared by the model families."""
 
+from gmjax.nets.lenet import LeNet
 from gmjax.nets.mlp import MLP
 
-__all__ = ["MLP"]
+__all__ = ["LeNet", "MLP"]

@@ -1,5 +1,6 @@
 """Pure loss functions: ``loss(params, batch, key) -> (scalar, metrics)``."""
 
+from gmjax.objectives.classification import cross_entropy_loss
 from gmjax.objectives.likelihood import nll_loss
 
-__all__ = ["nll_loss"]
+__all__ = ["cross_entropy_loss", "nll_loss"]
