@@ -21,6 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.name = "realnvp"
     config.model.num_layers = 8
     config.model.hidden = (64, 64)
+    config.model.num_bins = 8         # spline flows only
+    config.model.bound = 5.0          # spline flows: the spline acts on [-bound, bound]
     config.model.num_components = 8   # model.name=gmm only
 
     config.eval = ml_collections.ConfigDict()
