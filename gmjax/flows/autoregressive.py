@@ -1,0 +1,158 @@
+"""Affine autoregressive flows on MADE: MAF (Papamakarios et al., 2017) and IAF (Kingma et al., 2016).
+
+Both use the elementwise affine map conditioned on the preceding variables,
+
+    y_i = x_i * exp(s_i(x_{<i})) + t_i(x_{<i}),
+    log|det dy/dx| = sum_i s_i(x_{<i}),
+
+with (s, t) from one MADE pass over x. Evaluating it takes one pass; its
+inverse x_i = (y_i - t_i(x_{<i})) exp(-s_i(x_{<i})) needs the x_{<i} first,
+i.e. D passes. The two flows differ in which side the one pass is on:
+
+* MAF: z = y, x = x above, i.e. z_i = x_i exp(s_i) + t_i with (s, t) read off
+  the data (the paper's z_i = (x_i - mu_i) exp(-alpha_i) with alpha = -s,
+  mu = -t exp(-s)). Density evaluation is one pass, sampling D passes.
+* IAF: x_i = z_i exp(s_i(z_{<i})) + t_i(z_{<i}): sampling (and the density
+  of its own samples) is one pass, the density of external data D passes.
+
+The log-scale is bounded, s = c * tanh(raw / c), as in the coupling layers;
+the zero-initialized MADE output layer makes both flows the identity at
+initialization. Stacked layers reverse the variable order on odd indices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Sequence, Tuple
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmjax.flows.base import FlowLayer
+from gmjax.flows.registry import register_layer
+from gmjax.nets.made import MADE
+
+
+def autoregressive_order(dim: int, index: int) -> Tuple[int, ...]:
+    """``0, 1, ..., D-1`` on even stack indices, reversed on odd ones."""
+    order = np.arange(dim) if index % 2 == 0 else np.arange(dim)[::-1]
+    return tuple(int(i) for i in order)
+
+
+class MaskedAutoregressive(distrax.Bijector):
+    """``y_i = tau(x_i; theta_i(x_{<i}))`` on ``[..., D]``, the conditioner reading x.
+
+    ``conditioner`` is an unbound Flax module whose ``apply(variables, x)``
+    returns ``[..., D, k]`` autoregressively (a MADE); ``transformer(theta)``
+    returns an elementwise bijector (``event_ndims_in=0``) with batch shape
+    ``[..., D]``. Both must be hashable (Flax modules compare by their
+    attributes; use frozen dataclasses for transformers). The
+    forward map is one conditioner pass; the inverse runs D passes, each
+    fixing one more variable in the order, so after pass p every x_i of order
+    < p is exact.
+    """
+
+    def __init__(self, conditioner: nn.Module, variables: Any,
+                 transformer: Callable[[jax.Array], distrax.Bijector]):
+        super().__init__(event_ndims_in=1)
+        self._conditioner = conditioner
+        self._variables = variables
+        self._transformer = transformer
+
+    def forward_and_log_det(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
+        return _one_pass(self._conditioner, self._transformer, self._variables, x)
+
+    def inverse_and_log_det(self, y: jax.Array) -> Tuple[jax.Array, jax.Array]:
+        return _invert_by_passes(self._conditioner, self._transformer, self._variables, y)
+
+
+# Both directions are jitted with the conditioner and transformer static, so
+# that un-jitted callers reuse one compilation (per shape and dtype) instead
+# of compiling every small op, and every loop, on every call. Under an outer
+# jit they are inlined.
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _one_pass(conditioner, transformer, variables, x):  # [..., D] -> [..., D], [...]
+    theta = conditioner.apply(variables, x)  # [..., D, k]
+    y, log_det = transformer(theta).forward_and_log_det(x)
+    return y, jnp.sum(log_det, axis=-1)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _invert_by_passes(conditioner, transformer, variables, y):  # [..., D] -> [..., D], [...]
+    def one_pass(_, x):
+        return transformer(conditioner.apply(variables, x)).inverse(y)
+
+    x = jax.lax.fori_loop(0, y.shape[-1] - 1, one_pass, jnp.zeros_like(y))
+    x, log_det = transformer(conditioner.apply(variables, x)).inverse_and_log_det(y)
+    return x, jnp.sum(log_det, axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundedAffine:
+    """``theta [..., D, 2] -> ScalarAffine(shift, c * tanh(raw / c))``."""
+
+    max_log_scale: float = 3.0
+
+    def __call__(self, theta: jax.Array) -> distrax.Bijector:
+        shift, raw = theta[..., 0], theta[..., 1]
+        c = self.max_log_scale
+        return distrax.ScalarAffine(shift=shift, log_scale=c * jnp.tanh(raw / c))
+
+
+def unbound_made(order: Sequence[int], hidden: Sequence[int], num_params: int) -> MADE:
+    """A zero-output-initialized MADE outside any module tree, called as ``made.apply``.
+
+    Unbound, it is pure and hashable, which ``MaskedAutoregressive`` needs; the
+    layer holding it keeps its variables as one parameter (``made_parameters``).
+    """
+    return MADE(order=tuple(order), hidden=tuple(hidden), num_params=num_params,
+                zero_init_last=True, parent=None)
+
+
+def made_parameters(module: nn.Module, made: MADE, dim: int) -> Any:
+    """``made``'s variables, declared as the parameter ``"made"`` of ``module`` (call in setup)."""
+    return {"params": module.param("made",
+                                   lambda key: made.init(key, jnp.zeros((1, dim)))["params"])}
+
+
+class AffineAutoregressive(FlowLayer):
+    """MAF (``inverse_autoregressive=False``) or IAF layer on vectors ``[n, dim]``."""
+
+    dim: int
+    order: Sequence[int]
+    hidden: Sequence[int] = (32, 32)
+    max_log_scale: float = 3.0
+    inverse_autoregressive: bool = False
+
+    def made(self) -> MADE:
+        return unbound_made(self.order, self.hidden, num_params=2)
+
+    def setup(self):
+        self.made_variables = made_parameters(self, self.made(), self.dim)
+
+    def bijector(self) -> distrax.Bijector:
+        one_pass = MaskedAutoregressive(self.made(), self.made_variables,
+                                        BoundedAffine(self.max_log_scale))
+        # IAF: one pass from z to x. MAF: one pass from x to z.
+        return one_pass if self.inverse_autoregressive else distrax.Inverse(one_pass)
+
+
+@register_layer("maf", event_rank=1, identity_at_init=True)
+def _maf(event_shape: Tuple[int, ...], index: int, hidden: Sequence[int] = (32, 32),
+         max_log_scale: float = 3.0) -> FlowLayer:
+    dim = event_shape[0]
+    return AffineAutoregressive(dim=dim, order=autoregressive_order(dim, index),
+                                hidden=tuple(hidden), max_log_scale=max_log_scale)
+
+
+@register_layer("iaf", event_rank=1, identity_at_init=True)
+def _iaf(event_shape: Tuple[int, ...], index: int, hidden: Sequence[int] = (32, 32),
+         max_log_scale: float = 3.0) -> FlowLayer:
+    dim = event_shape[0]
+    return AffineAutoregressive(dim=dim, order=autoregressive_order(dim, index),
+                                hidden=tuple(hidden), max_log_scale=max_log_scale,
+                                inverse_autoregressive=True)

@@ -1,0 +1,102 @@
+"""MADE: masked autoencoder for distribution estimation (Germain et al., 2015).
+
+Each input variable i gets a degree m(i) in {1, ..., D} (its position in the
+autoregressive order, plus one). Hidden unit k of layer l gets a degree
+m^l(k) in {1, ..., D - 1}, and the weight matrices are multiplied by masks
+
+    hidden:  M^l[k, k'] = 1  iff  m^l(k') >= m^{l-1}(k),
+    output:  M^out[k, i] = 1  iff  m(i) > m^L(k),
+
+so that output i is a function of the inputs j with m(j) < m(i) only
+(Germain et al., 2015, eqs. 12-13). Germain et al. draw hidden degrees at
+random; here they are assigned deterministically and cyclically,
+m^l(k) = (k mod (D - 1)) + 1, which uses every degree whenever a layer is at
+least D - 1 wide.
+
+The network returns ``k`` parameters per variable, ``[..., D, k]``: the
+conditioner of MAF, IAF and autoregressive spline flows.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def input_degrees(order: Sequence[int]) -> np.ndarray:
+    """Degrees ``order + 1`` of the inputs; ``order`` must be a permutation of ``0..D-1``."""
+    order = np.asarray(order, dtype=np.int32)
+    if sorted(order.tolist()) != list(range(order.size)):
+        raise ValueError(f"order must be a permutation of 0..{order.size - 1}, got {order.tolist()}")
+    return order + 1
+
+
+def hidden_degrees(dim: int, width: int) -> np.ndarray:
+    """Cyclic degrees ``(k mod (D - 1)) + 1`` of a hidden layer of ``width`` units."""
+    return np.arange(width) % max(dim - 1, 1) + 1
+
+
+def made_masks(order: Sequence[int], hidden: Sequence[int], num_params: int) -> list[np.ndarray]:
+    """The 0/1 masks ``[fan_in, fan_out]`` of every layer, output layer last.
+
+    The output layer has ``D * num_params`` units, unit ``i * num_params + p``
+    being parameter p of variable i.
+    """
+    degrees_in = input_degrees(order)
+    dim = degrees_in.size
+    masks, previous = [], degrees_in
+    for width in hidden:
+        current = hidden_degrees(dim, width)
+        masks.append((current[None, :] >= previous[:, None]).astype(np.float32))
+        previous = current
+    out = np.repeat(degrees_in, num_params)
+    masks.append((out[None, :] > previous[:, None]).astype(np.float32))
+    return masks
+
+
+class MaskedDense(nn.Module):
+    """``y = x (W * M) + b`` with a fixed 0/1 mask ``M`` of shape ``[fan_in, fan_out]``."""
+
+    mask: np.ndarray
+    kernel_init: Callable = nn.linear.default_kernel_init
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:  # [..., fan_in] -> [..., fan_out]
+        kernel = self.param("kernel", self.kernel_init, self.mask.shape)
+        bias = self.param("bias", nn.initializers.zeros, self.mask.shape[1:])
+        kernel, bias = kernel.astype(x.dtype), bias.astype(x.dtype)
+        return x @ (kernel * jnp.asarray(self.mask, x.dtype)) + bias
+
+
+class MADE(nn.Module):
+    """Autoregressive network ``[..., D] -> [..., D, num_params]``.
+
+    Attributes:
+      order: ``order[i]`` is the position of variable i in the autoregressive
+        order (a permutation of ``0..D-1``); output i depends on input j only
+        if ``order[j] < order[i]``.
+      hidden: widths of the hidden layers.
+      num_params: parameters per variable.
+      activation: nonlinearity between layers.
+      zero_init_last: start the output layer at zero (flows start at identity).
+    """
+
+    order: Sequence[int]
+    hidden: Sequence[int] = (32, 32)
+    num_params: int = 2
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    zero_init_last: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:  # [..., D] -> [..., D, num_params]
+        dim = len(self.order)
+        masks = made_masks(self.order, self.hidden, self.num_params)
+        for mask in masks[:-1]:
+            x = self.activation(MaskedDense(mask)(x))
+        last_init = nn.initializers.zeros if self.zero_init_last else nn.linear.default_kernel_init
+        out = MaskedDense(masks[-1], kernel_init=last_init)(x)
+        return out.reshape(*out.shape[:-1], dim, self.num_params)

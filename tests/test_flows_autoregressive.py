@@ -1,0 +1,292 @@
+"""MADE's autoregressive property and closed-form checks of the autoregressive, spline,
+batch-norm, elementwise, planar, radial and Sylvester layers.
+
+The generic bijector contract (round trip, log-det against autodiff, jit,
+vmap, identity at init) is tested for every registered layer in
+``test_flows_properties.py``; these tests check what is specific to each.
+"""
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gmjax.flows  # noqa: F401  (registers every layer)
+from gmjax.flows import Flow, build_layer
+from gmjax.flows.elementwise import DiagScale, Logit
+from gmjax.flows.normalization import update_batch_stats
+from gmjax.flows.planar import Sylvester, householder_product, planar_u_hat
+from gmjax.nets.made import MADE, made_masks
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def perturbed(layer, x, seed=0, scale=0.3):
+    """``layer.init`` on x, then every floating leaf moved by ``scale`` * N(0, 1)."""
+    flat, unravel = jax.flatten_util.ravel_pytree(layer.init(jax.random.PRNGKey(seed), x))
+    return unravel(flat + scale * jax.random.normal(jax.random.PRNGKey(seed + 1), flat.shape,
+                                                    flat.dtype))
+
+
+def forward(layer, variables, z):
+    return layer.apply(variables, z, method=lambda m, v: m.bijector().forward_and_log_det(v))
+
+
+# ---------------------------------------------------------------- MADE
+
+
+def test_made_masks_for_three_variables():
+    # Input degrees [1, 2, 3]; hidden degrees (k mod 2) + 1 = [1, 2, 1, 2].
+    to_hidden, to_output = made_masks(order=(0, 1, 2), hidden=(4,), num_params=1)
+    np.testing.assert_array_equal(to_hidden, [[1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(to_output, [[0, 1, 1], [0, 0, 1], [0, 1, 1], [0, 0, 1]])
+
+
+@pytest.mark.parametrize("hidden", [(16, 16), (2, 7)])
+def test_made_is_autoregressive_by_gradients(hidden):
+    dim, k = 6, 3
+    order = tuple(int(i) for i in np.random.default_rng(1).permutation(dim))
+    made = MADE(order=order, hidden=hidden, num_params=k, activation=jnp.tanh)
+    x = jax.random.normal(jax.random.PRNGKey(0), (dim,))
+    # Biases are zero at init; perturbed makes them generic so no unit is symmetric.
+    variables = perturbed(made, x, scale=0.5)
+    out = jax.jit(made.apply)(variables, x)
+    assert out.shape == (dim, k)
+    jac = jax.jit(jax.jacrev(lambda v: made.apply(variables, v)))(x)  # [dim, k, dim]
+    depends = np.abs(np.asarray(jac)).max(axis=1) > 0  # [i, j]: out_i depends on x_j
+    rank = np.asarray(order)
+    allowed = rank[None, :] < rank[:, None]  # order(j) < order(i)
+    assert not np.any(depends & ~allowed)
+    if min(hidden) >= dim - 1:  # every degree present: every allowed connection exists
+        np.testing.assert_array_equal(depends, allowed)
+
+
+def test_made_rejects_an_order_that_is_not_a_permutation():
+    with pytest.raises(ValueError, match="permutation"):
+        made_masks(order=(0, 0, 2), hidden=(4,), num_params=1)
+
+
+# ---------------------------------------------------------------- MAF / IAF
+
+
+def affine_from_made(layer, variables, v):
+    """``v * exp(s) + t`` with (t, raw) from the layer's MADE on v, s = 3 tanh(raw / 3)."""
+    theta = layer.made().apply({"params": variables["params"]["made"]}, v)
+    s = 3.0 * jnp.tanh(theta[..., 1] / 3.0)
+    return v * jnp.exp(s) + theta[..., 0], s.sum(-1)
+
+
+def test_maf_density_pass_and_iaf_sampling_pass_are_one_made_call():
+    x = jax.random.normal(jax.random.PRNGKey(3), (8, 4))
+    maf = build_layer("maf", (4,), 0)
+    variables = perturbed(maf, x)
+    z, log_det = maf.apply(variables, x)  # normalizing direction: one pass on the data
+    z_ref, log_det_ref = affine_from_made(maf, variables, x)
+    np.testing.assert_allclose(z, z_ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(log_det, log_det_ref, rtol=1e-6, atol=1e-6)
+
+    iaf = build_layer("iaf", (4,), 0)
+    variables = perturbed(iaf, x)
+    y, log_det = forward(iaf, variables, x)  # sampling direction: one pass on the latent
+    y_ref, log_det_ref = affine_from_made(iaf, variables, x)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(log_det, log_det_ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["maf", "iaf", "rq_spline_autoregressive"])
+def test_order_is_reversed_on_odd_indices(name):
+    dim = 4
+    x = jax.random.normal(jax.random.PRNGKey(4), (1, dim))
+    for index, keep in [(0, np.tril), (1, np.triu)]:
+        layer = build_layer(name, (dim,), index)
+        variables = perturbed(layer, x)
+        jac = np.asarray(jax.jacfwd(lambda v: layer.apply(variables, v[None])[0][0])(x[0]))
+        # z_i depends on x_i and the variables before it in the order, and on all of them.
+        np.testing.assert_array_equal(jac != 0, keep(np.ones((dim, dim))) != 0)
+
+
+# ---------------------------------------------------------------- splines
+
+
+@pytest.mark.parametrize("name", ["rq_spline_coupling", "rq_spline_autoregressive"])
+def test_spline_is_the_identity_outside_the_bound(name):
+    inside = jax.random.uniform(jax.random.PRNGKey(5), (16, 4), minval=-4.0, maxval=4.0)
+    outside = jnp.sign(inside) * (5.5 + jnp.abs(inside))  # |x| in [5.5, 9.5], B = 5
+    layer = build_layer(name, (4,), 0)
+    variables = perturbed(layer, inside, scale=0.5)
+    y, log_det = forward(layer, variables, outside)
+    np.testing.assert_allclose(y, outside, atol=1e-5)
+    np.testing.assert_allclose(log_det, 0.0, atol=1e-5)
+    y, _ = forward(layer, variables, inside)
+    assert float(jnp.abs(y - inside).max()) > 1e-2  # ... and not inside it
+
+
+# ---------------------------------------------------------------- batch norm
+
+
+def test_batch_norm_initializes_from_data_and_updates_by_averaging():
+    mean, std = jnp.array([1.0, -2.0, 0.5]), jnp.array([0.5, 2.0, 3.0])
+    x = mean + std * jax.random.normal(jax.random.PRNGKey(6), (256, 3))
+    layer = build_layer("batch_norm", (3,), 0)
+    variables = layer.init(jax.random.PRNGKey(0), x)
+    stats = variables["batch_stats"]
+    np.testing.assert_allclose(stats["mean"], x.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jnp.exp(stats["log_var"]), x.var(0), rtol=1e-5)
+    z, log_det = layer.apply(variables, x)
+    var = x.var(0)
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z.var(0), var / (var + 1e-5), rtol=1e-5)
+    np.testing.assert_allclose(log_det, -0.5 * jnp.log(var + 1e-5).sum(), rtol=1e-5)
+
+    x2 = 3.0 + jax.random.normal(jax.random.PRNGKey(7), (64, 3))
+    (z2, _), state = layer.apply(variables, x2, mutable=["batch_stats"])
+    np.testing.assert_allclose(z2, layer.apply(variables, x2)[0], rtol=1e-6)  # old statistics
+    updated = update_batch_stats(layer, variables, x2)
+    np.testing.assert_allclose(updated["batch_stats"]["mean"], state["batch_stats"]["mean"])
+    np.testing.assert_allclose(updated["batch_stats"]["mean"],
+                               0.99 * x.mean(0) + 0.01 * x2.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(jnp.exp(updated["batch_stats"]["log_var"]),
+                               0.99 * x.var(0) + 0.01 * x2.var(0), rtol=1e-5)
+    assert updated["params"] is variables["params"]
+
+
+def test_batch_norm_inside_a_flow_sees_the_previous_layers_output():
+    x = jax.random.normal(jax.random.PRNGKey(8), (128, 2))
+    flow = Flow(layers=[build_layer("diag_scale", (2,), 0), build_layer("batch_norm", (2,), 1)],
+                event_shape=(2,))
+    variables = flow.init(jax.random.PRNGKey(0), x)
+    variables = {**variables, "params": {"layers_0": {"log_scale": jnp.array([1.0, -1.0])},
+                                         "layers_1": variables["params"]["layers_1"]}}
+    x2 = 2.0 + jax.random.normal(jax.random.PRNGKey(9), (128, 2))
+    updated = update_batch_stats(flow, variables, x2)
+    seen = x2 * jnp.exp(jnp.array([1.0, -1.0]))  # diag_scale's output, z = exp(s) x
+    old = variables["batch_stats"]["layers_1"]["mean"]
+    np.testing.assert_allclose(updated["batch_stats"]["layers_1"]["mean"],
+                               0.99 * old + 0.01 * seen.mean(0), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def test_logit_values_and_log_det_on_images():
+    layer = Logit(alpha=0.05, event_ndims=3)
+    x = jnp.full((2, 4, 4, 2), 0.5).at[1].set(0.25)
+    z, log_det = layer.apply({}, x)
+    squashed = 0.05 + 0.9 * 0.25
+    np.testing.assert_allclose(z[0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(z[1], np.log(squashed / (1 - squashed)), rtol=1e-6)
+    per_pixel = np.log(0.9) - np.log([0.5, squashed]) - np.log([0.5, 1 - squashed])
+    np.testing.assert_allclose(log_det, 32 * per_pixel, rtol=1e-5)
+    x_back, _ = layer.apply({}, z, method=lambda m, v: m.bijector().forward_and_log_det(v))
+    np.testing.assert_allclose(x_back, x, atol=1e-6)
+
+
+def test_diag_scale_on_images():
+    layer = DiagScale(event_shape=(4, 4, 2))
+    s = jax.random.normal(jax.random.PRNGKey(10), (4, 4, 2))
+    x = jax.random.normal(jax.random.PRNGKey(11), (3, 4, 4, 2))
+    z, log_det = layer.apply({"params": {"log_scale": s}}, x)
+    np.testing.assert_allclose(z, jnp.exp(s) * x, rtol=1e-6)
+    np.testing.assert_allclose(log_det, jnp.full(3, s.sum()), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- planar, radial, Sylvester
+
+
+def test_planar_constraint_keeps_w_dot_u_hat_above_minus_one(x64):
+    w = jnp.array([1.0, 2.0, -0.5])
+    for wu in [-10.0, -1.0, 0.0, 3.0]:
+        u = wu * w / jnp.dot(w, w)
+        got = jnp.dot(w, planar_u_hat(u, w))
+        np.testing.assert_allclose(got, -1.0 + np.log1p(np.exp(wu)), rtol=1e-12)
+
+
+def test_planar_inverse_near_the_invertibility_boundary(x64):
+    # w^T u_hat = -1 + softplus(-10) = -1 + 4.5e-5: f is barely monotone along w at a = 0.
+    dim = 3
+    layer = build_layer("planar", (dim,), 0)
+    w = jnp.array([1.0, 2.0, -0.5])
+    u = -10.0 * w / jnp.dot(w, w)
+    variables = {"params": {"u": u, "w": w, "b": jnp.array(0.3)}}
+    z = jax.random.normal(jax.random.PRNGKey(12), (64, dim), jnp.float64)
+    z = z - ((z @ w + 0.3) / jnp.dot(w, w))[:, None] * w * (jnp.arange(64) % 2)[:, None]  # a = 0
+    x, log_det = forward(layer, variables, z)
+    z_back, inv_log_det = layer.apply(variables, x)
+    np.testing.assert_allclose(z_back, z, atol=1e-9)
+    np.testing.assert_allclose(inv_log_det, -log_det, rtol=1e-9)
+
+
+def test_radial_inverse_with_beta_near_minus_alpha(x64):
+    # beta = -alpha + softplus(-30): the map crushes a ball around z0 (log-dets near -40).
+    # z0 = 0 so that x - z0 is representable to full relative precision.
+    layer = build_layer("radial", (3,), 0)
+    z0 = jnp.zeros(3)
+    variables = {"params": {"z0": z0, "alpha_hat": jnp.array(0.3),
+                            "beta_hat": jnp.array(-30.0)}}
+    offsets = jnp.logspace(-6, 1, 32)[:, None] * jnp.array([0.6, 0.0, -0.8])
+    z = z0 + offsets
+    x, log_det = forward(layer, variables, z)
+    z_back, inv_log_det = layer.apply(variables, x)
+    np.testing.assert_allclose(z_back, z, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(inv_log_det, -log_det, rtol=1e-9)
+
+
+def test_householder_product_is_orthogonal(x64):
+    q = householder_product(jax.random.normal(jax.random.PRNGKey(13), (3, 5), jnp.float64))
+    np.testing.assert_allclose(q.T @ q, jnp.eye(5), atol=1e-12)
+    assert abs(abs(float(jnp.linalg.det(q))) - 1.0) < 1e-12
+
+
+@pytest.mark.parametrize("parity", [0, 1])
+def test_triangular_sylvester_round_trip_and_log_det(parity, x64):
+    dim = 4
+    layer = Sylvester(dim=dim, orthogonal="triangular", parity=parity)
+    z = jax.random.normal(jax.random.PRNGKey(14), (5, dim), jnp.float64)
+    variables = perturbed(layer, z, scale=0.8)
+    x, log_det = forward(layer, variables, z)
+    z_back, inv_log_det = layer.apply(variables, x)
+    np.testing.assert_allclose(z_back, z, atol=1e-10)
+    np.testing.assert_allclose(inv_log_det, -log_det, rtol=1e-10)
+    jac = jax.jacfwd(lambda v: forward(layer, variables, v[None])[0][0])(z[0])
+    np.testing.assert_allclose(log_det[0], jnp.linalg.slogdet(jac)[1], rtol=1e-10)
+
+
+def test_gradient_through_the_iterative_inverses_matches_finite_differences(x64):
+    # Densities of planar and Sylvester layers differentiate through their
+    # iterative inverses: one Newton step from the gradient-stopped solution.
+    dim = 3
+    x = jax.random.normal(jax.random.PRNGKey(15), (8, dim), jnp.float64)
+    flow = Flow(layers=[build_layer(n, (dim,), 0) for n in ("planar", "sylvester")],
+                event_shape=(dim,))
+    variables = perturbed(flow, x, scale=0.5)
+    flat, unravel = jax.flatten_util.ravel_pytree(variables)
+
+    @jax.jit
+    def nll(theta):
+        return -jnp.mean(flow.apply(unravel(theta), x, method=Flow.log_prob))
+
+    direction = jax.random.normal(jax.random.PRNGKey(16), flat.shape, jnp.float64)
+    eps = 1e-5
+    numeric = (nll(flat + eps * direction) - nll(flat - eps * direction)) / (2 * eps)
+    analytic = jnp.dot(jax.jit(jax.grad(nll))(flat), direction)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- a whole flow
+
+
+def test_mixed_flow_density_integrates_to_one():
+    names = ["batch_norm", "rq_spline_coupling", "planar", "iaf", "radial", "sylvester"]
+    flow = Flow(layers=[build_layer(n, (2,), i) for i, n in enumerate(names)], event_shape=(2,))
+    data = jax.random.normal(jax.random.PRNGKey(17), (64, 2))
+    variables = perturbed(flow, data, scale=0.1)
+    h = 0.05
+    axis = jnp.arange(-10.0, 10.0, h) + h / 2
+    grid = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)
+    log_p = jax.jit(lambda v, g: flow.apply(v, g, method=Flow.log_prob))(variables, grid)
+    np.testing.assert_allclose(jnp.sum(jnp.exp(log_p)) * h * h, 1.0, atol=2e-3)
