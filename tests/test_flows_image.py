@@ -18,7 +18,7 @@ import pytest
 
 from gmjax.flows import Flow, build_layer
 from gmjax.flows.glow import ACTNORM_EPS, ActNorm, LUChannelMatmul, Squeeze, SqueezeLayer
-from gmjax.flows.image_coupling import channel_mask, checkerboard_mask
+from gmjax.flows.image_coupling import ImageCoupling, channel_mask, checkerboard_mask
 from gmjax.flows.multiscale import MultiScale, glow, level_shapes, realnvp_image
 
 F64 = dict(rtol=1e-10, atol=1e-10)
@@ -253,6 +253,14 @@ def test_multiscale_level_structure():
     assert level_shapes((8, 8, 3), layer.levels) == [(8, 8, 3), (4, 4, 6), (2, 2, 12)]
     with pytest.raises(ValueError, match="divisible by 8"):
         glow((28, 28, 1), levels=3)
+    (layer,) = realnvp_image((8, 8, 1), levels=2, steps_per_level=1).layers
+    kinds = [[type(sub).__name__ for sub in level] for level in layer.levels]
+    assert kinds == [["ActNorm", "ImageCoupling", "SqueezeLayer", "ActNorm", "ImageCoupling"],
+                     ["ActNorm", "ImageCoupling"] * 2]
+    couplings = [sub for level in layer.levels for sub in level if isinstance(sub, ImageCoupling)]
+    assert [(c.mask, c.parity, c.event_shape) for c in couplings] == [
+        ("checkerboard", 0, (8, 8, 1)), ("channel", 1, (4, 4, 4)),
+        ("checkerboard", 0, (4, 4, 2)), ("checkerboard", 1, (4, 4, 2))]
 
 
 def log_normal(x):  # [n, ...] -> [n], log N(x; 0, I)
@@ -289,21 +297,22 @@ def test_every_actnorm_in_glow_sees_its_own_input_at_init(tiny_glow):
         np.testing.assert_allclose(jnp.std(z, axis=(0, 1, 2)), 1.0, atol=1e-4)
 
 
-def test_realnvp_image_at_init_is_the_standard_normal(tiny_realnvp, x64):
-    """Identity couplings; squeezes, splits and unsqueezes compose to the identity."""
-    flow, params, _ = tiny_realnvp
-    params, x = to_f64(params), normal(3, (4, 4, 4, 1), jnp.float64)
-    z, log_det = inverse_fn(flow)(params, x)
-    np.testing.assert_array_equal(z, x)
-    np.testing.assert_array_equal(log_det, np.zeros(4))
-    np.testing.assert_allclose(jax.jit(flow.apply)(params, x), log_normal(x), **F64)
-
-
 def reset_actnorms(tree):
     """ActNorm parameters (``bias`` and ``log_scale``) set to zero: the identity."""
     if set(tree) == {"bias", "log_scale"}:
         return jax.tree.map(jnp.zeros_like, dict(tree))
     return {k: reset_actnorms(v) if isinstance(v, dict) else v for k, v in tree.items()}
+
+
+def test_realnvp_image_with_identity_actnorm_is_the_standard_normal(tiny_realnvp, x64):
+    """ActNorm at identity, zero-initialized couplings: what is left are squeezes, splits and
+    unsqueezes, which compose to the identity."""
+    flow, params, _ = tiny_realnvp
+    params, x = to_f64(reset_actnorms(params)), normal(3, (4, 4, 4, 1), jnp.float64)
+    z, log_det = inverse_fn(flow)(params, x)
+    np.testing.assert_array_equal(z, x)
+    np.testing.assert_array_equal(log_det, np.zeros(4))
+    np.testing.assert_allclose(jax.jit(flow.apply)(params, x), log_normal(x), **F64)
 
 
 def test_glow_with_identity_actnorm_is_a_rotation_of_the_standard_normal(tiny_glow, x64):

@@ -5,7 +5,7 @@ Importing this package registers every layer in ``FLOW_LAYERS``.
 
 from gmjax.flows import coupling  # noqa: F401  (registers the coupling layers)
 from gmjax.flows import autoregressive  # noqa: F401  (registers maf, iaf)
-from gmjax.flows import spline  # noqa: F401  (registers rq_spline_coupling, rq_spline_autoregressive)
+from gmjax.flows import spline  # noqa: F401  (registers the rq_spline_* layers)
 from gmjax.flows import normalization  # noqa: F401  (registers batch_norm)
 from gmjax.flows import elementwise  # noqa: F401  (registers logit, diag_scale)
 from gmjax.flows import planar  # noqa: F401  (registers planar, radial, sylvester)

@@ -1,4 +1,4 @@
-"""Affine autoregressive flows on MADE: MAF (Papamakarios et al., 2017) and IAF (Kingma et al., 2016).
+"""Affine autoregressive flows on MADE: MAF (Papamakarios et al., 2017), IAF (Kingma et al., 2016).
 
 Both use the elementwise affine map conditioned on the preceding variables,
 
@@ -17,7 +17,10 @@ i.e. D passes. The two flows differ in which side the one pass is on:
 
 The log-scale is bounded, s = c * tanh(raw / c), as in the coupling layers;
 the zero-initialized MADE output layer makes both flows the identity at
-initialization. Stacked layers reverse the variable order on odd indices.
+initialization. (Kingma et al. also give a gated update
+x = sigma * z + (1 - sigma) * m with sigma = sigmoid(.), which is not the
+identity at any finite parameters; it is not used here.) Stacked layers
+reverse the variable order on odd indices.
 """
 
 from __future__ import annotations

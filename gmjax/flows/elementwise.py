@@ -1,7 +1,8 @@
 """Elementwise flow layers: the logit pre-processing of RealNVP and NICE's diagonal scaling.
 
-* ``logit`` (Dinh et al., 2017, sec. 4.1): data x in (0, 1) are squashed
-  away from the boundary and mapped to the real line,
+* ``logit`` (Dinh et al., 2017): data x in (0, 1) are squashed
+  away from the boundary and mapped to the real line (the symmetric squashing
+  below keeps x' in [alpha, 1 - alpha]; RealNVP writes alpha + (1 - alpha) x),
 
       x' = alpha + (1 - 2 alpha) x,   z = logit(x') = log x' - log(1 - x'),
       log|det dz/dx| = sum_i [log(1 - 2 alpha) - log x'_i - log(1 - x'_i)],
@@ -9,7 +10,7 @@
   so sampling ends with x = (sigmoid(z) - alpha) / (1 - 2 alpha). It has no
   parameters; the log-det is what converts densities of z into densities of
   the (0, 1)-valued data (dequantized pixels, for instance).
-* ``diag_scale`` (Dinh et al., 2015, sec. 3.3): the last layer of NICE,
+* ``diag_scale`` (Dinh et al., 2015): the last layer of NICE,
   z = exp(s) * x with learnable log-scales s, log|det dz/dx| = sum_i s_i;
   s starts at 0 (identity).
 
@@ -30,8 +31,9 @@ from gmjax.flows.registry import register_layer
 
 
 def logit_bijector(alpha: float, event_ndims: int) -> distrax.Bijector:
-    """Forward (sampling) ``x = (sigmoid(z) - alpha) / (1 - 2 alpha)`` on events of rank ``event_ndims``."""
-    unsquash = distrax.ScalarAffine(shift=-alpha / (1.0 - 2.0 * alpha), scale=1.0 / (1.0 - 2.0 * alpha))
+    """Sampling direction ``x = (sigmoid(z) - alpha) / (1 - 2 alpha)``, elementwise."""
+    width = 1.0 - 2.0 * alpha
+    unsquash = distrax.ScalarAffine(shift=-alpha / width, scale=1.0 / width)
     return distrax.Block(distrax.Chain([unsquash, distrax.Sigmoid()]), event_ndims)
 
 

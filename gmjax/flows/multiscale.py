@@ -165,26 +165,37 @@ def glow(event_shape: Tuple[int, int, int], levels: int = 2, steps_per_level: in
 
 @IMAGE_FLOWS.register("realnvp_image")
 def realnvp_image(event_shape: Tuple[int, int, int], levels: int = 2, steps_per_level: int = 3,
-                  width: int = 32) -> Flow:
+                  width: int = 32, actnorm: bool = True) -> Flow:
     """RealNVP on images (Dinh et al., 2017, Sec. 4.1): per level but the last,
     ``steps_per_level`` checkerboard couplings, a squeeze, ``steps_per_level`` channel
     couplings and a factor-out of half the channels; the last level has
-    ``steps_per_level + 1`` checkerboard couplings (the paper's 3, 3 and 4)."""
+    ``steps_per_level + 1`` checkerboard couplings (the paper's 3, 3 and 4).
+
+    RealNVP puts batch normalization into the flow (Sec. 3.7); with ``actnorm``
+    an ActNorm, Glow's batch-independent replacement for it, precedes every
+    coupling instead.
+    """
     event_shape = tuple(event_shape)
     _check_divisible(event_shape, levels - 1)
     h, w, c = event_shape
     per_level, index = [], 0
+
+    def coupling(kind: str) -> list[FlowLayer]:
+        shape = (h, w, c)
+        norm = [build_layer("actnorm", shape, index)] if actnorm else []
+        return norm + [build_layer(f"{kind}_coupling", shape, index, width=width)]
+
     for level in range(levels):
         last = level == levels - 1
         layers = []
         for _ in range(steps_per_level + int(last)):
-            layers.append(build_layer("checkerboard_coupling", (h, w, c), index, width=width))
+            layers += coupling("checkerboard")
             index += 1
         if not last:
             h, w, c = h // 2, w // 2, 4 * c
             layers.append(SqueezeLayer())
             for _ in range(steps_per_level):
-                layers.append(build_layer("channel_coupling", (h, w, c), index, width=width))
+                layers += coupling("channel")
                 index += 1
             c = c - c // 2
         per_level.append(tuple(layers))

@@ -1,4 +1,6 @@
-"""Batch normalization as a bijector (Dinh et al., 2017, sec. 3.7; Papamakarios et al., 2017, sec. 3.4).
+"""Batch normalization as a bijector.
+
+Dinh et al. (2017), sec. 3.7; Papamakarios et al. (2017), sec. 3.4.
 
 In the normalizing direction, with statistics mu and sigma^2 and learnable
 log-scale gamma and shift beta,

@@ -1,4 +1,7 @@
-"""Residual flows of variational inference: planar and radial (Rezende & Mohamed, 2015), Sylvester (van den Berg et al., 2018).
+"""Residual flows of variational inference: planar, radial, Sylvester.
+
+Planar and radial flows: Rezende & Mohamed (2015); Sylvester flows: van den
+Berg et al. (2018).
 
 All three are defined in the sampling direction z -> x (distrax's forward),
 where the map and its log-det are closed-form; that is the direction
@@ -13,14 +16,15 @@ they jit:
   a = w^T z + b solves the monotone scalar equation
   a + (w^T u_hat) tanh(a) = w^T x + b, then z = x - u_hat tanh(a).
 * radial, f(z) = z + beta h(r) (z - z0), h(r) = 1 / (alpha + r),
-  r = |z - z0|, log|det| = (D - 1) log(1 + beta h) + log(1 + beta h + beta h'(r) r)
-  with 1 + beta h + beta h' r = 1 + beta alpha / (alpha + r)^2,
-  with alpha = softplus(alpha_hat) > 0 and beta = -alpha + softplus(beta_hat)
-  >= -alpha (appendix A.2). Inverse: rho = |x - z0| = r (1 + beta / (alpha + r)),
-  a quadratic in r with one non-negative root, solved in closed form.
+  r = |z - z0|, log|det| = (D - 1) log(1 + beta h) + log(1 + beta h + beta h'(r) r),
+  where 1 + beta h + beta h' r = 1 + beta alpha / (alpha + r)^2. Invertible
+  when beta >= -alpha: alpha = softplus(alpha_hat) > 0 and
+  beta = -alpha + softplus(beta_hat) (appendix A.2). Inverse: rho = |x - z0| =
+  r (1 + beta / (alpha + r)) is a quadratic in r with one non-negative root,
+  solved in closed form.
 * Sylvester, f(z) = z + Q R tanh(R_tilde Q^T z + b) with Q orthogonal and R,
   R_tilde upper triangular, log|det| = sum_i log|1 + tanh'(a_i) r_tilde_ii r_ii|,
-  a = R_tilde Q^T z + b (van den Berg et al., 2018, eq. 14). Invertible when
+  a = R_tilde Q^T z + b (van den Berg et al., 2018). Invertible when
   r_tilde_ii r_ii > -1 / sup tanh' = -1; here r_ii = tanh(.), r_tilde_ii = tanh(.).
   Q is a product of Householder reflections (H-SNF) or alternates between
   the identity and the reversal permutation (T-SNF). Inverse: with
@@ -159,7 +163,7 @@ def _radial_inverse(z0, alpha, alpha_plus_beta, x):
 
 
 class RadialBijector(distrax.Bijector):
-    """``f(z) = z + beta (z - z0) / (alpha + |z - z0|)`` on ``[..., D]``; ``alpha > 0``, ``beta >= -alpha``.
+    """``f(z) = z + beta (z - z0) / (alpha + |z - z0|)`` on ``[..., D]``, alpha > 0, beta >= -alpha.
 
     Takes ``alpha_plus_beta`` (>= 0) rather than beta, so that every factor is
     a sum of non-negative terms even where beta is within rounding of -alpha:
@@ -202,7 +206,9 @@ def _sylvester_inverse(q, r, r_tilde, b, x):
 
 
 class SylvesterBijector(distrax.Bijector):
-    """``f(z) = z + Q R tanh(R_tilde Q^T z + b)`` on ``[..., D]``; Q orthogonal, R, R_tilde upper triangular.
+    """``f(z) = z + Q R tanh(R_tilde Q^T z + b)`` on ``[..., D]``.
+
+    Q is orthogonal, R and R_tilde upper triangular.
 
     ``r_tilde_ii r_ii > -1`` is assumed (it makes f invertible for tanh).
     """
@@ -227,7 +233,10 @@ def householder_product(vectors: jax.Array) -> jax.Array:
 
 
 def planar_u_hat(u: jax.Array, w: jax.Array) -> jax.Array:
-    """``u + (m(w^T u) - w^T u) w / |w|^2``, m(a) = -1 + softplus(a): then ``w^T u_hat = m(w^T u) > -1``."""
+    """``u_hat = u + (m(w^T u) - w^T u) w / |w|^2``, m(a) = -1 + softplus(a).
+
+    Then ``w^T u_hat = m(w^T u) > -1``, which makes the planar map invertible.
+    """
     wu = jnp.dot(w, u)
     return u + (-1.0 + jax.nn.softplus(wu) - wu) * w / jnp.dot(w, w)
 
@@ -248,7 +257,7 @@ class Planar(FlowLayer):
 
 
 class Radial(FlowLayer):
-    """Radial flow layer on vectors ``[n, dim]``; alpha_hat = beta_hat = 0 makes beta = 0 (identity)."""
+    """Radial flow layer on vectors ``[n, dim]``; alpha_hat = beta_hat = 0 gives beta = 0."""
 
     dim: int
 

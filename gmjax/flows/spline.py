@@ -2,7 +2,7 @@
 
 On [-B, B] each variable goes through a monotone rational-quadratic spline
 with K bins; in bin k, with xi = (x - x_k) / w_k, s_k = h_k / w_k and knot
-derivatives d_k, d_{k+1} (Durkan et al., 2019, eq. 4),
+derivatives d_k, d_{k+1} (Durkan et al., 2019),
 
     y = y_k + h_k (s_k xi^2 + d_k xi (1 - xi))
               / (s_k + (d_{k+1} + d_k - 2 s_k) xi (1 - xi)),

@@ -8,7 +8,7 @@ m^l(k) in {1, ..., D - 1}, and the weight matrices are multiplied by masks
     output:  M^out[k, i] = 1  iff  m(i) > m^L(k),
 
 so that output i is a function of the inputs j with m(j) < m(i) only
-(Germain et al., 2015, eqs. 12-13). Germain et al. draw hidden degrees at
+(Germain et al., 2015). Germain et al. draw hidden degrees at
 random; here they are assigned deterministically and cyclically,
 m^l(k) = (k mod (D - 1)) + 1, which uses every degree whenever a layer is at
 least D - 1 wide.
@@ -31,7 +31,8 @@ def input_degrees(order: Sequence[int]) -> np.ndarray:
     """Degrees ``order + 1`` of the inputs; ``order`` must be a permutation of ``0..D-1``."""
     order = np.asarray(order, dtype=np.int32)
     if sorted(order.tolist()) != list(range(order.size)):
-        raise ValueError(f"order must be a permutation of 0..{order.size - 1}, got {order.tolist()}")
+        raise ValueError(f"order must be a permutation of 0..{order.size - 1}, "
+                         f"got {order.tolist()}")
     return order + 1
 
 
