@@ -14,6 +14,11 @@ on the same data, batch and widths, in one process, and writes
 ``benchmarks/results/flows_vs_torch.json`` with the median milliseconds per
 step and the ratio torch / gmjax (> 1: gmjax is faster). Needs the ``peers``
 extra (``pip install -e ".[peers]"``: torch CPU build, zuko, normflows).
+
+On a machine shared with other jobs, run with ``OMP_NUM_THREADS=1``: torch's
+OpenMP threads busy-wait when the cores are oversubscribed, which measured
+630 ms per RealNVP step instead of 22 ms here. The thread count and the load
+average go into the result file.
 """
 
 from __future__ import annotations
