@@ -214,8 +214,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     }
     if jax.process_index() == 0:
         save_sample_grid(os.path.join(workdir, "samples.png"), samples,
-                         f"{config.model.name} on {config.data.name} "
-                         f"({config.data.test_split}): {bpd:.3f} bits/dim, T = {temperature:g}")
+                         f"{config.model.name} on {config.data.name}\n"
+                         f"{config.data.test_split}: {bpd:.3f} bits/dim, T = {temperature:g}")
         viz.plot_curves(os.path.join(workdir, "curves.png"),
                         read_jsonl(os.path.join(workdir, "metrics.jsonl")),
                         names=("loss", "bits_per_dim"))
