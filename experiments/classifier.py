@@ -28,7 +28,7 @@ from gmjax.metrics.features import class_accuracy
 from gmjax.models.classifier import CLASSIFIERS, IMAGE_SHAPES, FeatureNetwork, build_classifier
 from gmjax.nets.lenet import image_input
 from gmjax.objectives.classification import cross_entropy_loss
-from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, fit, make_optimizer,
+from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, make_optimizer,
                             make_train_step, read_jsonl)
 from gmjax import viz
 
@@ -92,14 +92,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                               train_split=config.data.train_split,
                               test_split=config.data.test_split)
 
-    result = fit(state, step, batches.batch, num_steps=config.train.steps, workdir=workdir,
-                 mesh=mesh, log_every=config.train.log_every,
-                 checkpoint_every=config.train.checkpoint_every,
-                 keep_checkpoints=config.train.keep_checkpoints,
-                 eval_every=config.train.eval_every,
-                 eval_fn=lambda state, _: evaluate(network(state.params), test.x, test.y),
-                 steps_per_call=config.train.steps_per_call, progress=progress,
-                 desc=f"classifier {config.model.name} on {config.data.name}")
+    result = runner.fit_with_config(config, state, step, batches.batch, workdir, mesh,
+        eval_fn=lambda state, _: evaluate(network(state.params), test.x, test.y),
+        progress=progress, desc=f"classifier {config.model.name} on {config.data.name}")
 
     metrics: Dict[str, Any] = evaluate(network(result.state.params), test.x, test.y)
     metrics.update(train_seconds=result.train_seconds, steps=result.steps,

@@ -29,7 +29,7 @@ from gmjax.data.toy import TOY_DENSITIES
 from gmjax.models import gmm
 from gmjax.models.flow import FLOW_MODELS, build_flow
 from gmjax.objectives import nll_loss
-from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, fit, make_optimizer,
+from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, make_optimizer,
                             make_train_step, read_jsonl)
 from gmjax import metrics as M
 from gmjax import viz
@@ -85,13 +85,9 @@ def fit_flow(config, train, test, workdir, key, progress) -> FittedDensity:
     def evaluate(state, step_number):
         return {"test_nll": -mean_log_prob(lambda x: log_prob(state.params, x), test.x)}
 
-    result = fit(state, step, batches.batch, num_steps=config.train.steps, workdir=workdir,
-                 mesh=mesh, log_every=config.train.log_every,
-                 checkpoint_every=config.train.checkpoint_every,
-                 keep_checkpoints=config.train.keep_checkpoints,
-                 eval_every=config.train.eval_every, eval_fn=evaluate,
-                 steps_per_call=config.train.steps_per_call, progress=progress,
-                 desc=f"flow {config.model.name} on {config.data.name}")
+    result = runner.fit_with_config(config, state, step, batches.batch, workdir, mesh,
+                                    eval_fn=evaluate, progress=progress,
+                                    desc=f"flow {config.model.name} on {config.data.name}")
     params = result.state.params
     n = config.eval.num_samples
     return FittedDensity(

@@ -42,7 +42,7 @@ from gmjax.data import (BatchIterator, dequantize_uniform, inverse_logit_transfo
 from gmjax.flows import Flow
 from gmjax.flows.multiscale import IMAGE_FLOWS
 from gmjax.metrics import bits_per_dim
-from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, fit, make_optimizer,
+from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, make_optimizer,
                             make_train_step, read_jsonl)
 from gmjax import viz
 from gmjax.viz.figure import save_figure
@@ -180,13 +180,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     def evaluate(state, step_number):
         return {"bits_per_dim": test_bits_per_dim(state.params)}
 
-    result = fit(state, step, batches.batch, num_steps=config.train.steps, workdir=workdir,
-                 mesh=mesh, log_every=config.train.log_every,
-                 checkpoint_every=config.train.checkpoint_every,
-                 keep_checkpoints=config.train.keep_checkpoints,
-                 eval_every=config.train.eval_every, eval_fn=evaluate,
-                 steps_per_call=config.train.steps_per_call, progress=progress,
-                 desc=f"flow {config.model.name} on {config.data.name}")
+    result = runner.fit_with_config(config, state, step, batches.batch, workdir, mesh,
+                                    eval_fn=evaluate, progress=progress,
+                                    desc=f"flow {config.model.name} on {config.data.name}")
     params = result.state.params
 
     temperature = config.eval.temperature

@@ -32,7 +32,7 @@ from ml_collections import config_flags
 from gmjax.registry import Registry
 from gmjax.training.checkpoint import CheckpointError
 from gmjax.training.logging import to_python
-from gmjax.training.loop import NonFiniteError
+from gmjax.training.loop import FitResult, NonFiniteError, fit
 from gmjax.training.parallel import initialize_distributed
 
 Choices = Mapping[str, Iterable[str]]
@@ -177,6 +177,19 @@ def _parse_flags(argv: list[str]) -> list[str]:
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         sys.stderr.write(f"error: {_explain_override_error(argv, e)}\n")
     sys.exit(2)
+
+
+def fit_with_config(config: ml_collections.ConfigDict, state: Any, train_step: Callable,
+                    batch_fn: Callable[[int], Any], workdir: str, mesh: Any,
+                    eval_fn: Optional[Callable] = None, progress: Optional[bool] = None,
+                    desc: str = "train") -> FitResult:
+    """``gmjax.training.fit`` with the shared ``train.*`` fields of the experiment config."""
+    return fit(state, train_step, batch_fn, num_steps=config.train.steps, workdir=workdir,
+               mesh=mesh, log_every=config.train.log_every,
+               checkpoint_every=config.train.checkpoint_every,
+               keep_checkpoints=config.train.keep_checkpoints,
+               eval_every=config.train.eval_every, eval_fn=eval_fn,
+               steps_per_call=config.train.steps_per_call, progress=progress, desc=desc)
 
 
 def run(train_and_evaluate: Callable[..., Mapping[str, Any]], config: ml_collections.ConfigDict,
