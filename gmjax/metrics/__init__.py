@@ -40,6 +40,7 @@ from gmjax.metrics.modes import DEFAULT_NUM_SAMPLES, ModeMetrics, mode_metrics
 from gmjax.metrics.pairwise import pair_sum, squared_distances
 from gmjax.metrics.permutation import PermutationTestResult, mmd_permutation_test
 from gmjax.metrics.sliced import random_directions, sliced_wasserstein, wasserstein_1d
+from gmjax.metrics.transport import wasserstein_exact
 from gmjax.metrics.two_sample import (
     DEFAULT_BANDWIDTH_SCALES,
     METRICS,
@@ -98,4 +99,5 @@ __all__ = [
     "split_rhat",
     "squared_distances",
     "wasserstein_1d",
+    "wasserstein_exact",
 ]

@@ -74,14 +74,16 @@ def scan_steps(step: Callable, steps_per_call: int) -> Callable:
 
 
 def data_parallel(fn: Callable, mesh: Mesh, leading_axes: int = 0,
-                  donate: bool = True) -> Callable:
+                  donate: bool = True, split_batch: bool = True) -> Callable:
     """Compiles ``fn(state, batch) -> (state, metrics)`` over the ``data`` mesh.
 
     The state is replicated, the batch split along its batch axis (which comes
     after ``leading_axes`` stacking axes such as the scan axis), and the
-    outputs are replicated.
+    outputs are replicated. With ``split_batch=False`` the batch is replicated
+    too: samplers, whose "data" are draws each device makes from its own key,
+    pass their conditioning (a temperature, a reference model) that way.
     """
-    batch_spec = P(*([None] * leading_axes), DATA_AXIS)
+    batch_spec = P(*([None] * leading_axes), DATA_AXIS) if split_batch else P()
     mapped = jax.shard_map(fn, mesh=mesh, in_specs=(P(), batch_spec), out_specs=(P(), P()))
     return jax.jit(mapped, donate_argnums=(0,) if donate else ())
 

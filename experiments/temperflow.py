@@ -1,0 +1,287 @@
+"""TemperFlow and its baselines on a target: train (or run the chains), sample, score, plot.
+
+    python experiments/temperflow.py --config experiments/configs/temperflow_2d.py \
+        --workdir runs/temperflow_circle --config.data.name=circle
+
+``--config.method`` picks the sampler: ``temperflow`` (Qiu and Wang, 2024),
+``temperflow+rej`` (the same flow as the proposal of a rejection sampler),
+``kl`` (reverse KL straight at beta = 1), ``l2-fixed-grid`` (the L2 sampler on
+a fixed beta grid), and the MCMC baselines ``mh``, ``hmc`` and ``pt``
+(parallel tempering). Writes the experiment contract into ``--workdir``:
+``config.json``, ``metrics.jsonl`` (one record per tempering stage),
+``metrics.json``, ``beta_trace.png`` (flows), ``samples.png`` and, for flows,
+``checkpoints/`` after every stage (running again resumes at the next stage).
+
+Metrics (against exact draws of the target, where it has them):
+
+* ``adjusted_w1``, ``adjusted_mmd``: W1 (exact, by assignment) and unbiased
+  MMD^2 between ``eval.replicate_size`` sampler points and as many exact
+  points, minus the same metric between two independent exact samples;
+  averaged over ``eval.replicates`` replicates (``*_se``: standard error).
+* mixtures: ``modes_captured`` (of ``num_modes``), ``mode_weight_tv`` and
+  ``mode_weight_max_error`` (max_k |q_k - w_k|), ``high_quality_frac``.
+* Clayton: ``sign_patterns_present`` in 20,000 samples (of 256),
+  ``positive_frac_max_error`` = max_{j<8} |P(x_j > 0) - 0.3|,
+  ``pattern_weight_tv`` against exact draws.
+* ``train_seconds`` (flows: all stages, compilation included),
+  ``num_betas``, ``sample_seconds`` (the timed draw of ``eval.num_samples``
+  points after compilation; MCMC: burn-in included), ``acceptance_rate``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from experiments import runner
+from gmjax import metrics as M
+from gmjax import viz
+from gmjax.models.flow import FLOW_MODELS, build_flow
+from gmjax.samplers import mcmc
+from gmjax.samplers.temperflow import (SamplerState, Schedule, TemperFlow, TemperFlowConfig,
+                                       rejection_sample)
+from gmjax.targets import TARGETS, Target, build_target
+from gmjax.training import Checkpointer, MetricsWriter, data_mesh
+from gmjax.training.loop import NonFiniteError
+from gmjax.viz.samplers import plot_beta_trace, plot_sample_pairs
+
+FLOW_METHODS = {"temperflow": "temperflow", "temperflow+rej": "temperflow", "kl": "kl",
+                "l2-fixed-grid": "l2_fixed"}
+MCMC_METHODS = ("mh", "hmc", "pt")
+CHOICES = {"method": [*FLOW_METHODS, *MCMC_METHODS], "data.name": TARGETS,
+           "model.name": FLOW_MODELS}
+POSITIVE = ("data.batch_size", "train.steps", "train.steps_per_call", "optim.lr",
+            "sampler.steps_init", "sampler.steps_final", "sampler.estimate_draws",
+            "mcmc.num_chains", "mcmc.burn_in", "mcmc.thin", "eval.num_samples",
+            "eval.replicates", "eval.replicate_size")
+
+
+def make_target(config: ml_collections.ConfigDict) -> Target:
+    name = config.data.name
+    if name == "clayton":
+        return build_target(name, dim=config.data.dim)
+    if name == "latent_ebm":
+        return build_target(name, workdir=config.data.gan_workdir)
+    return build_target(name)
+
+
+def sampler_config(config: ml_collections.ConfigDict) -> TemperFlowConfig:
+    s = config.sampler
+    return TemperFlowConfig(
+        method=FLOW_METHODS[config.method], beta0=s.beta0, kl_decay=s.kl_decay,
+        steps_init=s.steps_init, steps_mid=config.train.steps, steps_final=s.steps_final,
+        batch_size=config.data.batch_size, lr=config.optim.lr, lr_decay=s.lr_decay,
+        max_betas=s.max_betas, estimate_draws=s.estimate_draws,
+        num_fixed_betas=s.num_fixed_betas, upweight=s.upweight,
+        grad_clip=config.optim.grad_clip, steps_per_call=config.train.steps_per_call)
+
+
+def train_flow(config, target: Target, workdir: str, key: jax.Array,
+               progress: Optional[bool]) -> Dict[str, Any]:
+    """Runs the tempering stage by stage, checkpointing after each; resumes from the last."""
+    flow = build_flow(config.model, target.dim)
+    num_devices = config.train.num_devices or None
+    sampler = TemperFlow(flow, target, sampler_config(config), mesh=data_mesh(num_devices),
+                         progress=bool(progress))
+    state, schedule = sampler.init(key)
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
+                                keep=config.train.keep_checkpoints)
+    writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl"))
+    train_seconds = 0.0
+    if checkpointer.latest_step() is not None:
+        state, meta = checkpointer.restore(state)
+        schedule = Schedule.from_json(meta["schedule"])
+        train_seconds = float(meta["train_seconds"])
+        writer.truncate_after(schedule.stage)
+    try:
+        t0 = time.perf_counter()
+        for state, schedule in sampler.run(state, schedule):
+            train_seconds += time.perf_counter() - t0
+            record = dict(schedule.stages[-1], step=schedule.stage, split="stage",
+                          train_seconds=train_seconds)
+            writer.write(record)
+            checkpointer.save(schedule.stage, state, {"schedule": schedule.to_json(),
+                                                      "train_seconds": train_seconds})
+            t0 = time.perf_counter()
+    except NonFiniteError as e:
+        raise NonFiniteError(e.step, e.name, e.value, checkpointer.latest_step(),
+                             checkpointer.directory) from None
+    finally:
+        checkpointer.close()
+    return {"sampler": sampler, "state": state, "schedule": schedule,
+            "train_seconds": train_seconds}
+
+
+def draw_flow(config, trained: Dict[str, Any], target: Target, key: jax.Array):
+    """``eval.num_samples`` draws from the flow (or through rejection), timed after compiling."""
+    sampler, params = trained["sampler"], trained["state"].params
+    n = config.eval.num_samples
+    info: Dict[str, Any] = {}
+    if config.method == "temperflow+rej":
+        propose = lambda k, m: sampler.sample_and_log_prob(params, k, m)
+        x, info = rejection_sample(propose, target.log_prob, key, n)  # compiles, sets the bound
+        t0 = time.perf_counter()
+        x, _ = rejection_sample(propose, target.log_prob, jax.random.fold_in(key, 1), n,
+                                log_bound=info["log_bound"])
+        x = jax.block_until_ready(x)
+    else:
+        jax.block_until_ready(sampler.sample(params, key, n))
+        t0 = time.perf_counter()
+        x = jax.block_until_ready(sampler.sample(params, jax.random.fold_in(key, 1), n))
+    return np.asarray(x), time.perf_counter() - t0, info
+
+
+def run_chains(config, target: Target, key: jax.Array):
+    """The MCMC baseline: ``mcmc.num_chains`` chains, pooled to ``eval.num_samples`` draws."""
+    c = config.mcmc
+    num_draws = math.ceil(config.eval.num_samples / c.num_chains)
+    options: Dict[str, Any] = {}
+    if c.step_size > 0:
+        options["step_size"] = c.step_size
+    if config.method == "hmc":
+        options["num_integration_steps"] = c.num_integration_steps
+    if config.method == "pt":
+        options["betas"] = mcmc.geometric_ladder(c.beta_min, c.num_betas)
+    init_key, run_key = jax.random.split(key)
+    init = c.init_scale * jax.random.normal(init_key, (c.num_chains * target.dim,))
+    init = init.reshape(c.num_chains, target.dim)
+
+    def run():
+        result = mcmc.run_mcmc(config.method, target.log_prob, run_key, init,
+                               num_draws=num_draws, burn_in=c.burn_in, thin=c.thin, **options)
+        return jax.block_until_ready(result)
+
+    t0 = time.perf_counter()
+    run()  # compiles
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - t0
+    chains = np.asarray(result.samples)
+    info = {"acceptance_rate": float(result.acceptance_rate),
+            "sample_seconds_with_compile": first, "num_chains": c.num_chains,
+            "draws_per_chain": num_draws}
+    if result.swap_rate is not None:
+        info["swap_rate"] = float(result.swap_rate)
+    info.update({k: float(v) for k, v in mcmc.effective_sample_size_summary(chains).items()})
+    pooled = chains.reshape(-1, target.dim)[:config.eval.num_samples]
+    return pooled, seconds, info
+
+
+def score(config, target: Target, samples: np.ndarray, key: jax.Array) -> Dict[str, float]:
+    """Adjusted W1 / MMD over replicates, and the mode metrics of the target's kind."""
+    out: Dict[str, float] = {}
+    size, reps = config.eval.replicate_size, config.eval.replicates
+    exact = None
+    try:
+        exact = np.asarray(target.sample(seed=key, sample_shape=(2 * size * reps + 20_000,)))
+    except NotImplementedError:
+        pass
+    if exact is not None:
+        rng = np.random.default_rng(config.seed)
+        w1, mmd = [], []
+        for r in range(reps):
+            x = samples[rng.choice(len(samples), size, replace=len(samples) < size)]
+            y1 = exact[2 * r * size:(2 * r + 1) * size]
+            y2 = exact[(2 * r + 1) * size:(2 * r + 2) * size]
+            w1.append(M.wasserstein_exact(x, y1) - M.wasserstein_exact(y2, y1))
+            mmd.append(float(M.adjusted_mmd(jnp.asarray(x), jnp.asarray(y1), jnp.asarray(y2))))
+        for name, values in (("adjusted_w1", w1), ("adjusted_mmd", mmd)):
+            out[name] = float(np.mean(values))
+            out[name + "_se"] = float(np.std(values, ddof=1) / math.sqrt(reps)) if reps > 1 else 0.0
+    modes = target.modes()
+    if hasattr(target, "sign_patterns"):
+        out.update(pattern_metrics(target, samples, exact[-20_000:] if exact is not None else None))
+    elif modes is not None:
+        mm = M.mode_metrics(jnp.asarray(samples), modes.centres, modes.sd, modes.weights)
+        w = np.asarray(modes.weights) / np.sum(modes.weights)
+        out.update(modes_captured=int(mm.modes_captured), num_modes=int(len(w)),
+                   high_quality_frac=float(mm.high_quality_frac),
+                   mode_weight_tv=float(mm.mode_weight_tv),
+                   mode_weight_max_error=float(np.max(np.abs(np.asarray(mm.mode_weights) - w))))
+    return out
+
+
+def pattern_metrics(target, samples: np.ndarray, exact: Optional[np.ndarray]) -> Dict[str, float]:
+    """Clayton: the 256 sign patterns of the first 8 coordinates, and P(x_j > 0) = 0.3."""
+    x = samples[:20_000]
+    patterns = np.asarray(target.sign_patterns(jnp.asarray(x)))
+    k = 8
+    positive = np.mean(x[:, :k] > 0, axis=0)
+    out = {"sign_patterns_present": int(np.unique(patterns).size),
+           "num_sign_patterns": 2 ** k,
+           "positive_frac_max_error": float(np.max(np.abs(positive - 0.3))),
+           **{f"positive_frac_{j}": float(positive[j]) for j in range(k)}}
+    if exact is not None:
+        q = np.bincount(patterns, minlength=2 ** k) / len(patterns)
+        ref = np.asarray(target.sign_patterns(jnp.asarray(exact)))
+        w = np.bincount(ref, minlength=2 ** k) / len(ref)
+        out["pattern_weight_tv"] = float(0.5 * np.sum(np.abs(q - w)))
+    return out
+
+
+def plot_samples(path: str, config, target: Target, samples: np.ndarray, key: jax.Array,
+                 title: str) -> None:
+    if config.data.name == "latent_ebm":
+        from gmjax.viz.images import image_grid_figure  # noqa: WPS433 (only image targets)
+        image_grid_figure(path, np.asarray(target.decode(jnp.asarray(samples[:64]))), title=title)
+        return
+    exact = np.asarray(target.sample(seed=key, sample_shape=(len(samples),)))
+    if target.dim == 2:
+        lo = np.minimum(exact.min(0), -1.0) - 1.0
+        hi = np.maximum(exact.max(0), 1.0) + 1.0
+        viz.plot_density_2d(path, exact, samples, log_prob=jax.jit(target.log_prob), title=title,
+                            bounds=(lo[0], hi[0], lo[1], hi[1]))
+    else:
+        pairs = [(0, 1), (2, 3)] + ([(0, 8), (8, 9)] if target.dim > 9 else [])
+        plot_sample_pairs(path, samples, exact, pairs, title=title)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       progress: Optional[bool] = None) -> Dict[str, Any]:
+    target = make_target(config)
+    train_key, sample_key, eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+    metrics: Dict[str, Any] = {"method": config.method, "target": config.data.name,
+                               "dim": target.dim}
+    if config.method in MCMC_METHODS:
+        samples, seconds, info = run_chains(config, target, sample_key)
+        metrics.update(info, train_seconds=0.0, sample_seconds=seconds)
+    else:
+        trained = train_flow(config, target, workdir, train_key, progress)
+        schedule = trained["schedule"]
+        samples, seconds, info = draw_flow(config, trained, target, sample_key)
+        metrics.update(info, train_seconds=trained["train_seconds"], sample_seconds=seconds,
+                       num_betas=len({round(b, 12) for b in schedule.betas}),
+                       betas=schedule.betas, steps=schedule.stage)
+        if jax.process_index() == 0:
+            plot_beta_trace(os.path.join(workdir, "beta_trace.png"), schedule.stages,
+                            title=f"{config.method} on {config.data.name}")
+    metrics.update(score(config, target, samples, eval_key))
+    if jax.process_index() == 0:
+        np.save(os.path.join(workdir, "samples.npy"), samples)
+        plot_samples(os.path.join(workdir, "samples.png"), config, target, samples, eval_key,
+                     title=_title(config, metrics))
+    runner.write_metrics(workdir, metrics)
+    return metrics
+
+
+def _title(config, metrics: Dict[str, Any]) -> str:
+    parts = [f"{config.method} on {config.data.name}"]
+    if "modes_captured" in metrics:
+        parts.append(f"{metrics['modes_captured']}/{metrics['num_modes']} modes, "
+                     f"max weight error {metrics['mode_weight_max_error']:.3f}")
+    if "sign_patterns_present" in metrics:
+        parts.append(f"{metrics['sign_patterns_present']}/256 sign patterns")
+    return ": ".join(parts)
+
+
+if __name__ == "__main__":
+    runner.define_flags()
+    runner.main(train_and_evaluate, CHOICES, POSITIVE)

@@ -1,0 +1,170 @@
+"""TemperFlow's estimators and objectives against closed forms and quadrature."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from scipy import stats
+
+from gmjax.objectives import sampling as S
+from gmjax.samplers.temperflow import next_log_beta_step, one_cycle, rejection_sample
+
+
+def normal_logpdf(x, mu, sigma):
+    return -0.5 * jnp.square((x - mu) / sigma) - jnp.log(sigma) - 0.5 * math.log(2 * math.pi)
+
+
+def mixture_logpdf(x):  # 1-D, 0.3 N(-2, 0.5^2) + 0.7 N(2, 0.5^2)
+    return jnp.logaddexp(math.log(0.3) + normal_logpdf(x, -2.0, 0.5),
+                         math.log(0.7) + normal_logpdf(x, 2.0, 0.5))
+
+
+def reference_draws(n, scale=3.0, seed=0):
+    y = scale * jax.random.normal(jax.random.PRNGKey(seed), (n,))
+    return y, normal_logpdf(y, 0.0, scale)
+
+
+def test_log_normalizer_recovers_known_constant_of_gaussian_mixture():
+    y, log_r = reference_draws(200_000)
+    log_c = 3.7  # the target is a normalized mixture times e^3.7
+    estimate = S.log_normalizer(mixture_logpdf(y) + log_c, log_r)
+    assert abs(float(estimate) - log_c) < 0.01
+
+
+def test_log_normalizer_of_tempered_gaussian_matches_closed_form():
+    # ∫ N(x; 0, s^2)^beta dx = (2 pi s^2)^{(1 - beta) / 2} / sqrt(beta)
+    s, beta = 0.8, 0.3
+    y, log_r = reference_draws(200_000)
+    estimate = S.log_normalizer(beta * normal_logpdf(y, 0.0, s), log_r)
+    exact = 0.5 * (1 - beta) * math.log(2 * math.pi * s * s) - 0.5 * math.log(beta)
+    assert abs(float(estimate) - exact) < 0.01
+
+
+def quadrature_kl(beta, grid=np.linspace(-12, 12, 200_001)):
+    """kl(beta) = KL(p_beta || p_1) on a fine grid, for the 1-D mixture."""
+    log_f = np.logaddexp(math.log(0.3) + stats.norm.logpdf(grid, -2.0, 0.5),
+                         math.log(0.7) + stats.norm.logpdf(grid, 2.0, 0.5))
+    dx = grid[1] - grid[0]
+
+    def log_norm(b):
+        a = b * log_f
+        return a.max() + math.log(np.sum(np.exp(a - a.max())) * dx)
+
+    log_p_beta = beta * log_f - log_norm(beta)
+    log_p_one = log_f - log_norm(1.0)
+    return float(np.sum(np.exp(log_p_beta) * (log_p_beta - log_p_one)) * dx)
+
+
+@pytest.mark.parametrize("beta", [0.2, 0.5, 0.8])
+def test_tempering_kl_and_derivative_match_quadrature(beta):
+    y, log_r = reference_draws(400_000)
+    est = S.tempering_kl(-mixture_logpdf(y), log_r, jnp.float32(beta))
+    exact = quadrature_kl(beta)
+    h = 1e-3
+    exact_grad = (quadrature_kl(beta + h) - quadrature_kl(beta - h)) / (2 * h)
+    assert float(est.kl) == pytest.approx(exact, rel=0.02, abs=2e-3)
+    assert float(est.grad) == pytest.approx(exact_grad, rel=0.03)
+    assert float(est.grad) < 0  # kl shrinks towards beta = 1
+
+
+def fit_gaussian(loss_of_params, steps=1500, lr=0.03):
+    params = {"mu": jnp.float32(-0.5), "log_sigma": jnp.float32(0.5)}
+    opt = optax.adam(lr)
+    opt_state = opt.init(params)
+
+    @jax.jit
+    def step(params, opt_state):
+        value, grads = jax.value_and_grad(loss_of_params)(params)
+        updates, opt_state = opt.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    for _ in range(steps):
+        params, opt_state, _ = step(params, opt_state)
+    return float(params["mu"]), float(jnp.exp(params["log_sigma"]))
+
+
+@pytest.mark.parametrize("upweight", [False, True])
+def test_log_l2_reference_is_minimized_at_the_target(upweight):
+    # Target N(1, 0.7^2) known up to e^2; flow family N(mu, sigma^2); reference N(0, 3^2).
+    y, log_r = reference_draws(50_000)
+    log_f = normal_logpdf(y, 1.0, 0.7) + 2.0
+    log_u = S.log_normalizer(log_f, log_r)
+
+    def loss(params):
+        log_q = normal_logpdf(y, params["mu"], jnp.exp(params["log_sigma"]))
+        return S.log_l2_reference(log_q, log_f, log_r, log_u, upweight=upweight)
+
+    mu, sigma = fit_gaussian(loss)
+    assert mu == pytest.approx(1.0, abs=0.03)
+    assert sigma == pytest.approx(0.7, abs=0.03)
+
+
+def test_reparameterized_l2_is_minimized_at_the_target():
+    z = jax.random.normal(jax.random.PRNGKey(1), (50_000,))
+
+    def loss(params):
+        sigma = jnp.exp(params["log_sigma"])
+        x = params["mu"] + sigma * z
+        return S.l2_reparameterized(normal_logpdf(x, params["mu"], sigma),
+                                    normal_logpdf(x, 1.0, 0.7) + 2.0, jnp.float32(2.0))
+
+    mu, sigma = fit_gaussian(loss)
+    assert mu == pytest.approx(1.0, abs=0.03)
+    assert sigma == pytest.approx(0.7, abs=0.03)
+
+
+def test_l2_reference_estimates_the_l2_distance():
+    # ||N(0,1) - N(1,1)||^2 = 2 / (2 sqrt(pi)) - 2 N(1; 0, 2) in closed form.
+    y, log_r = reference_draws(400_000)
+    log_q, log_p = normal_logpdf(y, 0.0, 1.0), normal_logpdf(y, 1.0, 1.0)
+    exact = 1.0 / math.sqrt(math.pi) - 2.0 * math.exp(float(normal_logpdf(1.0, 0.0, math.sqrt(2))))
+    estimate = math.exp(float(S.log_l2_reference(log_q, log_p, log_r, jnp.float32(0.0))))
+    assert estimate == pytest.approx(exact, rel=0.02)
+
+
+def test_reverse_kl_of_matching_gaussians_is_minus_log_constant():
+    x = jax.random.normal(jax.random.PRNGKey(2), (1000,))
+    log_q = normal_logpdf(x, 0.0, 1.0)
+    assert float(S.reverse_kl(log_q, log_q + 1.5)) == pytest.approx(-1.5, abs=1e-5)
+
+
+def test_log_abs_diff_exp_is_stable():
+    a = jnp.array([0.0, 500.0, -500.0, 1.0])
+    b = jnp.array([-1.0, 499.0, -501.0, 1.0])
+    out = S.log_abs_diff_exp(a, b)
+    expected = np.log(1 - np.exp(-1.0))
+    np.testing.assert_allclose(np.asarray(out[:3]), [expected, 500 + expected, -500 + expected],
+                               rtol=1e-5)
+    assert np.isfinite(out[3]) and out[3] < -10
+    assert np.all(np.isfinite(np.asarray(jax.grad(lambda a: S.log_abs_diff_exp(a, b).sum())(a))))
+
+
+def test_next_log_beta_step_rule():
+    # Linearized: kl + beta * grad * delta = kl_decay * kl.
+    assert next_log_beta_step(2.0, -10.0, 0.5, [], 0.8) == pytest.approx(0.2 * 2.0 / 0.5 / 10.0)
+    assert next_log_beta_step(100.0, -1.0, 0.1, [], 0.8) == 1.0  # first step capped at 1
+    past = [0.2, 0.2]
+    assert next_log_beta_step(100.0, -1.0, 0.5, past, 0.8) == pytest.approx(0.4)  # <= 2 avg
+    assert next_log_beta_step(1e-6, -1.0, 0.5, past, 0.8) == pytest.approx(0.1)  # >= avg / 2
+    assert next_log_beta_step(1.0, 0.0, 0.5, past, 0.8) == pytest.approx(0.4)  # flat kl
+
+
+def test_one_cycle_schedule_shape():
+    lr = np.asarray([one_cycle(t, 1000, 1e-3) for t in (0, 300, 1000)])
+    np.testing.assert_allclose(lr, [1e-3 / 25, 1e-3, 1e-3 / 25 / 1e4], rtol=1e-4)
+
+
+def test_rejection_sampling_is_exact_and_reports_acceptance():
+    # Proposal N(0, 2^2), target N(0, 1) up to a constant: sup p / q = 2, acceptance 1/2.
+    def propose(key, n):
+        x = 2.0 * jax.random.normal(key, (n, 1))
+        return x, normal_logpdf(x[:, 0], 0.0, 2.0)
+
+    target = lambda x: normal_logpdf(x[:, 0], 0.0, 1.0) + 5.0
+    x, info = rejection_sample(propose, target, jax.random.PRNGKey(3), 20_000)
+    assert x.shape == (20_000, 1)
+    assert info["acceptance_rate"] == pytest.approx(0.5, abs=0.02)
+    assert stats.kstest(np.asarray(x[:, 0]), "norm").pvalue > 0.01
