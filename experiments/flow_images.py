@@ -13,7 +13,10 @@ pre-processing) or to y = u - 1/2 (``"none"``). The flow models y, so
     bits/dim   = (-log p_U(u) + D log L) / (D log 2),
 
 an upper bound, in expectation over v, on the discrete model's bits/dim
-(Theis et al., ICLR 2016). The loss is the batch mean of that bits/dim.
+(Theis et al., ICLR 2016). The loss is the batch mean of that bits/dim
+(``gmjax.objectives.dequantized_log_prob`` and ``bits_per_dim_loss``).
+``model.actnorm`` switches ``realnvp_image``'s ActNorm layers (Glow always
+has them).
 
 Writes the experiment contract into ``--workdir``: ``config.json``,
 ``metrics.jsonl``, ``metrics.json`` (``bits_per_dim`` and ``test_nll`` -- nats
@@ -25,6 +28,7 @@ dequantization draw, ``train_seconds``, ``sample_seconds``, ``steps``),
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -32,7 +36,6 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
 
@@ -42,10 +45,11 @@ from gmjax.data import (BatchIterator, dequantize_uniform, inverse_logit_transfo
 from gmjax.flows import Flow
 from gmjax.flows.multiscale import IMAGE_FLOWS
 from gmjax.metrics import bits_per_dim
+from gmjax.objectives import bits_per_dim_loss, dequantized_log_prob
 from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, make_optimizer,
                             make_train_step, read_jsonl)
 from gmjax import viz
-from gmjax.viz.figure import save_figure
+from gmjax.viz import image_grid, save_image_grid  # noqa: F401  (image_grid: re-exported)
 
 IMAGE_DATA = ("digits", "fashion_mnist", "mnist")
 PREPROCESS = ("logit", "none")
@@ -64,16 +68,6 @@ def integer_images(x: np.ndarray, num_levels: int) -> np.ndarray:
     return np.rint(x * (num_levels - 1)).astype(np.uint8)
 
 
-def dequantize(key: jax.Array, x: jax.Array, num_levels: int) -> jax.Array:
-    """``dequantize_uniform`` drawn on the flattened images, ``[n, h, w, c] -> [n, h, w, c]``.
-
-    jax's (default) partitionable threefry gives the very same numbers, but on
-    jax 0.10's CPU backend a 4-D random draw takes seconds to compile and a
-    1-D one well under one (likewise for the samples' normal draw below).
-    """
-    return dequantize_uniform(key, x.reshape(-1), num_levels).reshape(x.shape)
-
-
 def preprocess(u: jax.Array, kind: str, alpha: float) -> Tuple[jax.Array, jax.Array]:
     """``u [n, ...] in [0, 1) -> (y, log|det dy/du| [n])``."""
     if kind == "logit":
@@ -87,28 +81,13 @@ def postprocess(y: jax.Array, kind: str, alpha: float) -> jax.Array:
     return jnp.clip(u, 0.0, 1.0)
 
 
-def dequantized_log_prob(log_prob: Callable, config: ml_collections.ConfigDict,
-                         num_levels: int) -> Callable:
-    """``(params, x uint8 [n, h, w, c], key) -> log p_U(u) [n]`` with u the dequantized x."""
-    kind, alpha = config.data.preprocess, config.data.logit_alpha
-
-    def fn(params, x, key):
-        u = dequantize(key, x, num_levels)
-        y, log_det = preprocess(u, kind, alpha)
-        return log_prob(params, y) + log_det
-
-    return fn
-
-
-def bits_per_dim_loss(log_prob_u: Callable, num_dims: int, num_levels: int) -> Callable:
-    """``loss(params, x, key) -> (bits/dim, metrics)``, the train-step loss."""
-
-    def loss(params, x, key):
-        nll = -jnp.mean(log_prob_u(params, x, key))  # nats per image, over [0, 1)^D
-        bpd = bits_per_dim(nll, num_dims, num_levels)
-        return bpd, {"nll": nll, "bits_per_dim": bpd}
-
-    return loss
+def config_log_prob(log_prob: Callable, config: ml_collections.ConfigDict,
+                    num_levels: int) -> Callable:
+    """``(params, x uint8 [n, h, w, c], key) -> log p_U(u) [n]`` with u the dequantized x,
+    pre-processed as ``config.data`` says."""
+    transform = functools.partial(preprocess, kind=config.data.preprocess,
+                                  alpha=config.data.logit_alpha)
+    return dequantized_log_prob(log_prob, num_levels, transform)
 
 
 def mean_log_prob(log_prob_u: Callable, params, x: np.ndarray, key: jax.Array,
@@ -123,25 +102,28 @@ def mean_log_prob(log_prob_u: Callable, params, x: np.ndarray, key: jax.Array,
     return total / len(x)
 
 
-def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
-    """``[rows * cols, h, w, c] -> [rows * h, cols * w, c]``."""
-    n, h, w, c = images.shape
-    cols = n // rows
-    grid = images[:rows * cols].reshape(rows, cols, h, w, c)
-    return grid.transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+def build_image_flow(model: ml_collections.ConfigDict, event_shape: Tuple[int, ...]) -> Flow:
+    """The ``IMAGE_FLOWS`` entry ``model.name`` with the config's sizes.
+
+    ``model.actnorm`` reaches ``realnvp_image`` (ActNorm before every coupling,
+    or none); Glow always has ActNorm, and asking it for none is an error.
+    """
+    check_actnorm(model)
+    sizes = dict(levels=model.levels, steps_per_level=model.steps_per_level, width=model.width)
+    if model.name == "realnvp_image":
+        sizes["actnorm"] = bool(model.get("actnorm", True))
+    return IMAGE_FLOWS.get(model.name)(tuple(event_shape), **sizes)
 
 
-def save_sample_grid(path: str, images: np.ndarray, title: str) -> str:
-    grid = image_grid(images, GRID)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0.0, vmax=1.0,
-              interpolation="nearest")
-    ax.set_axis_off()
-    return save_figure(fig, path, title=title)
+def check_actnorm(model: ml_collections.ConfigDict) -> None:
+    if not model.get("actnorm", True) and model.name != "realnvp_image":
+        raise runner.ConfigError(f"--config.model.actnorm=False: {model.name!r} always has "
+                                 "ActNorm; only realnvp_image can go without")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        progress: Optional[bool] = None) -> Dict[str, Any]:
+    check_actnorm(config.model)  # before any work
     key = jax.random.PRNGKey(config.seed)
     init_key, train_key, eval_key, sample_key = jax.random.split(key, 4)
 
@@ -154,12 +136,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     event_shape = train_x.shape[1:]
     num_dims = math.prod(event_shape)
 
-    model: Flow = IMAGE_FLOWS.get(config.model.name)(
-        event_shape, levels=config.model.levels, steps_per_level=config.model.steps_per_level,
-        width=config.model.width)
-    log_prob_u = dequantized_log_prob(model.apply, config, num_levels)
+    model: Flow = build_image_flow(config.model, event_shape)
+    log_prob_u = config_log_prob(model.apply, config, num_levels)
     # ActNorm's data-dependent init sees a dequantized, pre-processed training batch.
-    init_u = dequantize(init_key, train_x[:config.model.init_batch], num_levels)
+    init_u = dequantize_uniform(init_key, train_x[:config.model.init_batch], num_levels)
     init_y, _ = preprocess(init_u, config.data.preprocess, config.data.logit_alpha)
     params = jax.jit(model.init)(init_key, init_y)
 
@@ -209,9 +189,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         "steps": result.steps,
     }
     if jax.process_index() == 0:
-        save_sample_grid(os.path.join(workdir, "samples.png"), samples,
-                         f"{config.model.name} on {config.data.name}\n"
-                         f"{config.data.test_split}: {bpd:.3f} bits/dim, T = {temperature:g}")
+        save_image_grid(os.path.join(workdir, "samples.png"), samples, GRID,
+                        f"{config.model.name} on {config.data.name}\n"
+                        f"{config.data.test_split}: {bpd:.3f} bits/dim, T = {temperature:g}")
         viz.plot_curves(os.path.join(workdir, "curves.png"),
                         read_jsonl(os.path.join(workdir, "metrics.jsonl")),
                         names=("loss", "bits_per_dim"))

@@ -342,11 +342,12 @@ def test_glow_with_identity_actnorm_is_a_rotation_of_the_standard_normal(tiny_gl
     ("none", 0.05, lambda y: jnp.zeros(y.shape[0]), 8.0),
 ])
 def test_bits_per_dim_bookkeeping_on_closed_form_models(kind, alpha, log_prob_y, expected):
-    from experiments.flow_images import bits_per_dim_loss, dequantized_log_prob
+    from experiments.flow_images import config_log_prob
+    from gmjax.objectives import bits_per_dim_loss
     import ml_collections
 
     config = ml_collections.ConfigDict({"data": {"preprocess": kind, "logit_alpha": alpha}})
-    log_prob_u = dequantized_log_prob(lambda params, y: log_prob_y(y), config, num_levels=256)
+    log_prob_u = config_log_prob(lambda params, y: log_prob_y(y), config, num_levels=256)
     x = np.random.default_rng(0).integers(0, 256, (16, 4, 4, 1), dtype=np.uint8)
     loss, metrics = bits_per_dim_loss(log_prob_u, num_dims=16, num_levels=256)(
         None, x, jax.random.PRNGKey(1))
@@ -354,8 +355,49 @@ def test_bits_per_dim_bookkeeping_on_closed_form_models(kind, alpha, log_prob_y,
     np.testing.assert_allclose(metrics["bits_per_dim"], expected, rtol=1e-5)
 
 
+def test_dequantized_log_prob_of_the_uniform_model_on_17_levels():
+    """Without a transform log p_U(u) is the model's own: 0 for U[0, 1)^D, so log2(17) bits/dim;
+    the noise keeps every u in its bin."""
+    from gmjax.objectives import bits_per_dim_loss, dequantized_log_prob
+
+    seen = []
+
+    def log_prob(params, u):
+        seen.append(u)
+        return jnp.zeros(u.shape[0])
+
+    log_prob_u = dequantized_log_prob(log_prob, num_levels=17)
+    x = np.random.default_rng(1).integers(0, 17, (8, 4, 4, 1), dtype=np.uint8)
+    loss, metrics = bits_per_dim_loss(log_prob_u, num_dims=16, num_levels=17)(
+        None, x, jax.random.PRNGKey(2))
+    np.testing.assert_allclose(loss, math.log2(17), rtol=1e-6)
+    np.testing.assert_allclose(metrics["nll"], 0.0)
+    u = np.asarray(seen[0])
+    assert u.shape == x.shape and np.all(np.floor(u * 17) == x)
+
+
+def test_actnorm_config_field_reaches_realnvp_image():
+    from experiments import runner
+    from experiments.configs import flow_fashion_mnist
+    from experiments.flow_images import build_image_flow
+
+    def num_actnorms(flow):
+        return sum(isinstance(layer, ActNorm) for level in flow.layers[0].levels
+                   for layer in level)
+
+    config = flow_fashion_mnist.get_config()
+    assert config.model.actnorm is True
+    config.model.update(name="realnvp_image", steps_per_level=1)
+    assert num_actnorms(build_image_flow(config.model, (8, 8, 1))) == 4
+    config.model.actnorm = False
+    assert num_actnorms(build_image_flow(config.model, (8, 8, 1))) == 0
+    config.model.name = "glow"
+    with pytest.raises(runner.ConfigError, match="actnorm"):
+        build_image_flow(config.model, (8, 8, 1))
+
+
 def test_image_grid_places_image_r_times_cols_plus_c_at_row_r_column_c():
-    from experiments.flow_images import image_grid
+    from gmjax.viz import image_grid
 
     images = np.arange(6, dtype=np.float32)[:, None, None, None] * np.ones((6, 2, 3, 1))
     grid = image_grid(images, rows=2)

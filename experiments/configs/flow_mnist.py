@@ -41,6 +41,7 @@ def image_flow_config() -> ml_collections.ConfigDict:
     config.model.levels = 2
     config.model.steps_per_level = 4
     config.model.width = 32
+    config.model.actnorm = True       # realnvp_image: ActNorm before every coupling (Glow: always)
     config.model.init_batch = 256     # images ActNorm's data-dependent init sees
 
     config.eval = ml_collections.ConfigDict()

@@ -61,9 +61,14 @@ def dequantize_uniform(key: jax.Array, x, num_bins: int = 256):  # [...] ints ->
     (Uria et al., "RNADE", NeurIPS 2013; Theis et al., ICLR 2016). The sum
     ``k + u`` is clamped below ``k + 1`` so float32 rounding never reaches the
     next bin.
+
+    The noise is drawn flat and reshaped: with jax's (default) partitionable
+    threefry the numbers are the same as a draw of shape ``x.shape``, but on
+    jax 0.10's CPU backend a draw of rank 3 or more takes seconds to compile
+    and a flat one well under one.
     """
     x = jnp.asarray(x).astype(jnp.float32)
-    u = jax.random.uniform(key, x.shape, jnp.float32)
+    u = jax.random.uniform(key, (x.size,), jnp.float32).reshape(x.shape)
     upper = jnp.nextafter(x + 1.0, x)  # largest float32 below k + 1
     return jnp.minimum(x + u, upper) / num_bins
 

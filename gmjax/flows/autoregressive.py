@@ -21,13 +21,30 @@ initialization. (Kingma et al. also give a gated update
 x = sigma * z + (1 - sigma) * m with sigma = sigmoid(.), which is not the
 identity at any finite parameters; it is not used here.) Stacked layers
 reverse the variable order on odd indices.
+
+Context (Kingma et al., 2016, Sec. 4: the IAF posterior of a VAE conditions
+every step on an extra encoder output h). A layer built with
+``context_dim=C`` gives its MADE an unmasked dense input from h into the
+first hidden layer, so (s, t) = MADE(x, h) and the map stays autoregressive
+in x for every fixed h. distrax's bijector methods take no extra argument,
+so the context is closed over: ``layer.bijector(h)`` returns the bijector
+for that h (h ``[..., C]``, leading axes broadcasting against the events'),
+and ``layer(x, h)`` is the normalizing direction. Through Flax::
+
+    layer = build_layer("iaf", (d,), 0, context_dim=c)
+    variables = layer.init(key, z, h)
+    x, log_det = layer.apply(variables, z, h,
+                             method=lambda m, z, h: m.bijector(h).forward_and_log_det(z))
+
+Without a context (``context_dim=0``, the default) layers, parameters and
+numbers are those of plain MAF / IAF.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import distrax
 import flax.linen as nn
@@ -47,9 +64,10 @@ def autoregressive_order(dim: int, index: int) -> Tuple[int, ...]:
 
 
 class MaskedAutoregressive(distrax.Bijector):
-    """``y_i = tau(x_i; theta_i(x_{<i}))`` on ``[..., D]``, the conditioner reading x.
+    """``y_i = tau(x_i; theta_i(x_{<i}, h))`` on ``[..., D]``, the conditioner reading x.
 
     ``conditioner`` is an unbound Flax module whose ``apply(variables, x)``
+    (``apply(variables, x, context)`` when a ``context`` h is given)
     returns ``[..., D, k]`` autoregressively (a MADE); ``transformer(theta)``
     returns an elementwise bijector (``event_ndims_in=0``) with batch shape
     ``[..., D]``. Both must be hashable (Flax modules compare by their
@@ -60,17 +78,27 @@ class MaskedAutoregressive(distrax.Bijector):
     """
 
     def __init__(self, conditioner: nn.Module, variables: Any,
-                 transformer: Callable[[jax.Array], distrax.Bijector]):
+                 transformer: Callable[[jax.Array], distrax.Bijector],
+                 context: Optional[jax.Array] = None):
         super().__init__(event_ndims_in=1)
         self._conditioner = conditioner
         self._variables = variables
         self._transformer = transformer
+        self._context = context
 
     def forward_and_log_det(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
-        return _one_pass(self._conditioner, self._transformer, self._variables, x)
+        return _one_pass(self._conditioner, self._transformer, self._variables, x, self._context)
 
     def inverse_and_log_det(self, y: jax.Array) -> Tuple[jax.Array, jax.Array]:
-        return _invert_by_passes(self._conditioner, self._transformer, self._variables, y)
+        return _invert_by_passes(self._conditioner, self._transformer, self._variables, y,
+                                 self._context)
+
+
+def _condition(conditioner: nn.Module, variables: Any, x: jax.Array,
+               context: Optional[jax.Array]) -> jax.Array:  # [..., D], [..., C] -> [..., D, k]
+    if context is None:
+        return conditioner.apply(variables, x)
+    return conditioner.apply(variables, x, context)
 
 
 # Both directions are jitted with the conditioner and transformer static, so
@@ -78,19 +106,21 @@ class MaskedAutoregressive(distrax.Bijector):
 # of compiling every small op, and every loop, on every call. Under an outer
 # jit they are inlined.
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _one_pass(conditioner, transformer, variables, x):  # [..., D] -> [..., D], [...]
-    theta = conditioner.apply(variables, x)  # [..., D, k]
+def _one_pass(conditioner, transformer, variables, x, context):  # [..., D] -> [..., D], [...]
+    theta = _condition(conditioner, variables, x, context)  # [..., D, k]
     y, log_det = transformer(theta).forward_and_log_det(x)
     return y, jnp.sum(log_det, axis=-1)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _invert_by_passes(conditioner, transformer, variables, y):  # [..., D] -> [..., D], [...]
+def _invert_by_passes(conditioner, transformer, variables, y, context
+                      ):  # [..., D] -> [..., D], [...]
     def one_pass(_, x):
-        return transformer(conditioner.apply(variables, x)).inverse(y)
+        return transformer(_condition(conditioner, variables, x, context)).inverse(y)
 
     x = jax.lax.fori_loop(0, y.shape[-1] - 1, one_pass, jnp.zeros_like(y))
-    x, log_det = transformer(conditioner.apply(variables, x)).inverse_and_log_det(y)
+    x, log_det = transformer(_condition(conditioner, variables, x, context)
+                             ).inverse_and_log_det(y)
     return x, jnp.sum(log_det, axis=-1)
 
 
@@ -116,46 +146,75 @@ def unbound_made(order: Sequence[int], hidden: Sequence[int], num_params: int) -
                 zero_init_last=True, parent=None)
 
 
-def made_parameters(module: nn.Module, made: MADE, dim: int) -> Any:
-    """``made``'s variables, declared as the parameter ``"made"`` of ``module`` (call in setup)."""
-    return {"params": module.param("made",
-                                   lambda key: made.init(key, jnp.zeros((1, dim)))["params"])}
+def made_parameters(module: nn.Module, made: MADE, dim: int, context_dim: int = 0) -> Any:
+    """``made``'s variables, declared as the parameter ``"made"`` of ``module`` (call in setup).
+
+    With ``context_dim > 0`` the MADE is initialized with a context input of
+    that width (its ``"context"`` dense layer); without, it has none.
+    """
+    def init(key):
+        if context_dim:
+            return made.init(key, jnp.zeros((1, dim)), jnp.zeros((1, context_dim)))["params"]
+        return made.init(key, jnp.zeros((1, dim)))["params"]
+
+    return {"params": module.param("made", init)}
 
 
 class AffineAutoregressive(FlowLayer):
-    """MAF (``inverse_autoregressive=False``) or IAF layer on vectors ``[n, dim]``."""
+    """MAF (``inverse_autoregressive=False``) or IAF layer on vectors ``[n, dim]``.
+
+    With ``context_dim > 0`` every call takes a context ``h [..., context_dim]``:
+    ``bijector(h)``, ``layer(x, h)`` (see the module docstring).
+    """
 
     dim: int
     order: Sequence[int]
     hidden: Sequence[int] = (32, 32)
     max_log_scale: float = 3.0
     inverse_autoregressive: bool = False
+    context_dim: int = 0
 
     def made(self) -> MADE:
         return unbound_made(self.order, self.hidden, num_params=2)
 
     def setup(self):
-        self.made_variables = made_parameters(self, self.made(), self.dim)
+        self.made_variables = made_parameters(self, self.made(), self.dim, self.context_dim)
 
-    def bijector(self) -> distrax.Bijector:
+    def bijector(self, context: Optional[jax.Array] = None) -> distrax.Bijector:
+        """The bijector z -> x, closed over ``context [..., context_dim]`` if it takes one."""
+        if self.context_dim and context is None:
+            raise ValueError(f"this layer takes a context of width {self.context_dim}: "
+                             "call bijector(context)")
+        if context is not None:
+            if not self.context_dim:
+                raise ValueError("this layer was built without a context (context_dim=0)")
+            if context.shape[-1] != self.context_dim:
+                raise ValueError(f"context of width {self.context_dim} expected, "
+                                 f"got shape {tuple(context.shape)}")
         one_pass = MaskedAutoregressive(self.made(), self.made_variables,
-                                        BoundedAffine(self.max_log_scale))
+                                        BoundedAffine(self.max_log_scale), context)
         # IAF: one pass from z to x. MAF: one pass from x to z.
         return one_pass if self.inverse_autoregressive else distrax.Inverse(one_pass)
+
+    def __call__(self, x: jax.Array, context: Optional[jax.Array] = None
+                 ) -> Tuple[jax.Array, jax.Array]:
+        """The normalizing direction ``x -> (z, log|det dz/dx|)``, given the context if any."""
+        return self.bijector(context).inverse_and_log_det(x)
 
 
 @register_layer("maf", event_rank=1, identity_at_init=True)
 def _maf(event_shape: Tuple[int, ...], index: int, hidden: Sequence[int] = (32, 32),
-         max_log_scale: float = 3.0) -> FlowLayer:
+         max_log_scale: float = 3.0, context_dim: int = 0) -> FlowLayer:
     dim = event_shape[0]
     return AffineAutoregressive(dim=dim, order=autoregressive_order(dim, index),
-                                hidden=tuple(hidden), max_log_scale=max_log_scale)
+                                hidden=tuple(hidden), max_log_scale=max_log_scale,
+                                context_dim=context_dim)
 
 
 @register_layer("iaf", event_rank=1, identity_at_init=True)
 def _iaf(event_shape: Tuple[int, ...], index: int, hidden: Sequence[int] = (32, 32),
-         max_log_scale: float = 3.0) -> FlowLayer:
+         max_log_scale: float = 3.0, context_dim: int = 0) -> FlowLayer:
     dim = event_shape[0]
     return AffineAutoregressive(dim=dim, order=autoregressive_order(dim, index),
                                 hidden=tuple(hidden), max_log_scale=max_log_scale,
-                                inverse_autoregressive=True)
+                                inverse_autoregressive=True, context_dim=context_dim)

@@ -1,8 +1,8 @@
 """Flow density models by name: the recipes the flow experiments build from a config.
 
 Each recipe turns the ``model`` config block (``num_layers``, ``hidden`` and,
-for splines, ``num_bins`` / ``bound``) into a ``Flow`` of registered layers,
-data side first.
+for splines, ``num_bins`` / ``bound``; for BNAF, optionally ``hidden_factor`` /
+``num_hidden_layers``) into a ``Flow`` of registered layers, data side first.
 """
 
 from __future__ import annotations
@@ -60,6 +60,22 @@ def _spline_autoregressive(model, dim):
     return stack("rq_spline_autoregressive", (dim,), model["num_layers"],
                  hidden=_hidden(model), num_bins=model.get("num_bins", 8),
                  bound=model.get("bound", 5.0))
+
+
+@FLOW_MODELS.register("block_autoregressive")
+def _block_autoregressive(model, dim):
+    """BNAF layers with the order reversed between them (De Cao et al., 2019).
+
+    ``model.hidden`` (widths, as for the other recipes) sets the hidden
+    layers: ``len(hidden)`` of them, each ``a * dim`` wide with
+    ``a = ceil(max(hidden) / dim)`` units per variable; ``model.hidden_factor``
+    and ``model.num_hidden_layers``, where present, override the two.
+    """
+    hidden = _hidden(model)
+    hidden_factor = model.get("hidden_factor") or max(1, -(-max(hidden, default=dim) // dim))
+    num_hidden_layers = model.get("num_hidden_layers") or max(len(hidden), 1)
+    return stack("block_autoregressive", (dim,), model["num_layers"],
+                 hidden_factor=int(hidden_factor), num_hidden_layers=int(num_hidden_layers))
 
 
 def build_flow(model: Mapping[str, Any], dim: int) -> Flow:

@@ -15,11 +15,21 @@ least D - 1 wide.
 
 The network returns ``k`` parameters per variable, ``[..., D, k]``: the
 conditioner of MAF, IAF and autoregressive spline flows.
+
+An optional context vector h (IAF's encoder output, Kingma et al., 2016,
+"Improved Variational Inference with Inverse Autoregressive Flow", Sec. 4)
+enters the first hidden layer through an unmasked dense map,
+
+    a^1 = x (W^1 * M^1) + b^1 + h V,
+
+so every output may depend on all of h while the masks still keep output i
+off the inputs j with m(j) >= m(i). Without a context the network and its
+parameters are exactly those of plain MADE.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -93,11 +103,20 @@ class MADE(nn.Module):
     zero_init_last: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:  # [..., D] -> [..., D, num_params]
+    def __call__(self, x: jax.Array, context: Optional[jax.Array] = None
+                 ) -> jax.Array:  # [..., D], [..., C] -> [..., D, num_params]
+        """Output ``[..., D, num_params]``; ``context [..., C]`` (leading axes
+        broadcasting against x's) joins the first hidden layer."""
         dim = len(self.order)
         masks = made_masks(self.order, self.hidden, self.num_params)
-        for mask in masks[:-1]:
-            x = self.activation(MaskedDense(mask)(x))
+        if context is not None and not self.hidden:
+            raise ValueError("a context needs at least one hidden layer to enter")
+        for i, mask in enumerate(masks[:-1]):
+            pre = MaskedDense(mask)(x)
+            if i == 0 and context is not None:  # unmasked: every unit may see all of h
+                pre = pre + nn.Dense(mask.shape[1], use_bias=False, name="context",
+                                     dtype=x.dtype)(context)
+            x = self.activation(pre)
         last_init = nn.initializers.zeros if self.zero_init_last else nn.linear.default_kernel_init
         out = MaskedDense(masks[-1], kernel_init=last_init)(x)
         return out.reshape(*out.shape[:-1], dim, self.num_params)
