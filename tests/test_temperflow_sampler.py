@@ -24,17 +24,17 @@ TINY = ["--config.model.name=spline_coupling", "--config.model.num_layers=2",
         "--config.eval.replicate_size=200"]
 
 
-def tiny_sampler(method="temperflow"):
+def tiny_sampler(method="temperflow", final_kl_steps=0):
     flow = build_flow({"name": "spline_coupling", "num_layers": 2, "hidden": (16,),
                        "num_bins": 8, "bound": 8.0}, 2)
     config = TemperFlowConfig(method=method, steps_init=40, steps_mid=40, steps_final=40,
                               batch_size=256, steps_per_call=20, max_betas=3,
-                              estimate_draws=2000)
+                              estimate_draws=2000, final_kl_steps=final_kl_steps)
     return TemperFlow(flow, build_target("circle"), config)
 
 
 def test_stages_follow_the_schedule_and_resuming_is_exact():
-    sampler = tiny_sampler()
+    sampler = tiny_sampler(final_kl_steps=20)  # with the authors' final KL refinement
     state, schedule = sampler.init(jax.random.PRNGKey(0))
     saved = None
     for i, (state, schedule) in enumerate(sampler.run(state, schedule)):

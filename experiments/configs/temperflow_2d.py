@@ -23,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.gan_workdir = ""    # latent_ebm only: the GAN experiment's workdir
 
     # train.steps: Adam steps of every middle (L2) stage; checkpoints are per stage.
-    config.train.steps = 1000
+    config.train.steps = 500
     config.train.steps_per_call = 100
     config.optim.lr = 1e-3
 
@@ -31,12 +31,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.sampler.beta0 = 0.1
     config.sampler.kl_decay = 0.8
     config.sampler.steps_init = 1000
-    config.sampler.steps_final = 1000
+    config.sampler.steps_final = 500
     config.sampler.lr_decay = 0.9
     config.sampler.max_betas = 50
     config.sampler.estimate_draws = 10_000
     config.sampler.num_fixed_betas = 10  # l2-fixed-grid: geometric grid from beta0 to 1
     config.sampler.upweight = False      # the authors' max(1, p/q)^2 variant of the L2 loss
+    config.sampler.final_kl_steps = 0    # the authors' reverse-KL refinement after the final L2 stage
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "spline_autoregressive"
