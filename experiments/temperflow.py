@@ -127,10 +127,10 @@ def draw_flow(config, trained: Dict[str, Any], target: Target, key: jax.Array):
     n = config.eval.num_samples
     info: Dict[str, Any] = {}
     if config.method == "temperflow+rej":
-        propose = lambda k, m: sampler.sample_and_log_prob(params, k, m)
-        x, info = rejection_sample(propose, target.log_prob, key, n)  # compiles, sets the bound
+        propose = sampler.flow_sample_and_log_prob
+        x, info = rejection_sample(propose, params, target.log_prob, key, n)  # sets the bound
         t0 = time.perf_counter()
-        x, _ = rejection_sample(propose, target.log_prob, jax.random.fold_in(key, 1), n,
+        x, _ = rejection_sample(propose, params, target.log_prob, jax.random.fold_in(key, 1), n,
                                 log_bound=info["log_bound"])
         x = jax.block_until_ready(x)
     else:
@@ -268,9 +268,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         # The same flow as a rejection proposal (TemperFlow+Rej.), without training it again.
         rej = config.copy_and_resolve_references()
         rej.method = "temperflow+rej"
-        rej_samples, rej_seconds, info = draw_flow(rej, trained, target, sample_key)
-        metrics["rejection"] = dict(info, sample_seconds=rej_seconds,
-                                    **score(config, target, rej_samples, eval_key))
+        try:
+            rej_samples, rej_seconds, info = draw_flow(rej, trained, target, sample_key)
+            metrics["rejection"] = dict(info, sample_seconds=rej_seconds,
+                                        **score(config, target, rej_samples, eval_key))
+        except RuntimeError as e:  # too low an acceptance rate: report it, keep the rest
+            metrics["rejection"] = {"error": str(e)}
     if jax.process_index() == 0:
         np.save(os.path.join(workdir, "samples.npy"), samples)
         plot_samples(os.path.join(workdir, "samples.png"), config, target, samples, eval_key,

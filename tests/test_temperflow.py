@@ -159,12 +159,12 @@ def test_one_cycle_schedule_shape():
 
 def test_rejection_sampling_is_exact_and_reports_acceptance():
     # Proposal N(0, 2^2), target N(0, 1) up to a constant: sup p / q = 2, acceptance 1/2.
-    def propose(key, n):
+    def propose(params, key, n):
         x = 2.0 * jax.random.normal(key, (n, 1))
         return x, normal_logpdf(x[:, 0], 0.0, 2.0)
 
     target = lambda x: normal_logpdf(x[:, 0], 0.0, 1.0) + 5.0
-    x, info = rejection_sample(propose, target, jax.random.PRNGKey(3), 20_000)
+    x, info = rejection_sample(propose, None, target, jax.random.PRNGKey(3), 20_000)
     assert x.shape == (20_000, 1)
     assert info["acceptance_rate"] == pytest.approx(0.5, abs=0.02)
     assert stats.kstest(np.asarray(x[:, 0]), "norm").pvalue > 0.01

@@ -65,6 +65,7 @@ from gmjax.training.state import TrainState, all_finite
 from gmjax.training.step import data_parallel, device_key, gradient_update
 
 PyTree = Any
+SampleFn = Callable[[PyTree, jax.Array, int], Tuple[jax.Array, jax.Array]]
 
 # The reference-refresh thresholds of the authors' code: refresh when kl has
 # fallen below these fractions of the first stage's kl, in turn.
@@ -236,7 +237,10 @@ class TemperFlow:
         self._log_prob_jit = jax.jit(self._log_prob)
         self._target_log_prob = jax.jit(target_log_prob)
 
-    # The flow as functions of its parameters.
+    # The flow as functions of its parameters (un-jitted: for use inside jit).
+    def flow_sample_and_log_prob(self, params: PyTree, key: jax.Array, n: int):
+        return self._sample_and_log_prob(params, key, n)
+
     def _sample_and_log_prob(self, params: PyTree, key: jax.Array, n: int):
         return self.flow.apply(params, key, n, method=Flow.sample_and_log_prob)
 
@@ -424,44 +428,50 @@ class TemperFlow:
             schedule.phase = "done"
 
 
-def rejection_sample(sample_and_log_prob: Callable[[jax.Array, int], Tuple[jax.Array, jax.Array]],
+def rejection_sample(sample_and_log_prob: SampleFn, params: PyTree,
                      target_log_prob: Callable[[jax.Array], jax.Array], key: jax.Array, n: int,
                      *, log_bound: Optional[float] = None, bound_draws: int = 100_000,
-                     batch: int = 10_000, max_rounds: int = 1000
+                     batch: int = 10_000, min_acceptance: float = 0.01
                      ) -> Tuple[jax.Array, Dict[str, float]]:
     """Rejection sampling from ``target_log_prob`` with the flow as proposal (TemperFlow+Rej.).
 
-    Accept a proposal X ~ q with probability f(X) / (M q(X)), where
+    The proposal is ``sample_and_log_prob(params, key, m) -> (x [m, d], log q(x))``
+    (``params`` are passed as a jit argument, not baked in as constants, which
+    XLA would spend minutes folding). Accept a proposal X ~ q with probability
+    f(X) / (M q(X)), where
     ``log M = log_bound`` should bound log f - log q. When not given it is
     estimated as the maximum of log f - log q over ``bound_draws`` proposals,
     so the acceptance test is exact up to the rare points where the flow's
     density ratio exceeds that maximum (their acceptance probability is
     clipped at 1). Returns ``n`` accepted points and ``{"acceptance_rate",
-    "log_bound"}``.
+    "log_bound"}``; raises ``RuntimeError`` once ``n / min_acceptance``
+    proposals have not produced ``n`` points.
     """
     key, bound_key = jax.random.split(key)
     if log_bound is None:
-        x, log_q = sample_and_log_prob(bound_key, bound_draws)
+        x, log_q = jax.jit(sample_and_log_prob, static_argnums=2)(params, bound_key, bound_draws)
         log_bound = float(jnp.max(target_log_prob(x) - log_q))
 
     @jax.jit
-    def propose(k):
+    def propose(params, k):
         k1, k2 = jax.random.split(k)
-        x, log_q = sample_and_log_prob(k1, batch)
+        x, log_q = sample_and_log_prob(params, k1, batch)
         log_accept = target_log_prob(x) - log_q - log_bound
         return x, jnp.log(jax.random.uniform(k2, (batch,))) < log_accept
 
     kept, proposed, accepted = [], 0, 0
+    max_rounds = max(1, math.ceil(n / min_acceptance / batch))
     for round_ in range(max_rounds):
-        x, ok = jax.device_get(propose(jax.random.fold_in(key, round_)))
+        x, ok = jax.device_get(propose(params, jax.random.fold_in(key, round_)))
         kept.append(x[ok])
         proposed += batch
         accepted += int(ok.sum())
         if accepted >= n:
             break
     else:
-        raise RuntimeError(f"rejection sampling accepted {accepted} of {proposed} proposals in "
-                           f"{max_rounds} rounds; the flow is a poor proposal for this target")
+        raise RuntimeError(f"rejection sampling accepted {accepted} of {proposed} proposals "
+                           f"(below the minimum acceptance rate {min_acceptance}); the flow is "
+                           f"a poor proposal for this target")
     return jnp.asarray(np.concatenate(kept)[:n]), {"acceptance_rate": accepted / proposed,
                                                    "log_bound": log_bound}
 
