@@ -30,6 +30,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from gmjax.registry import Registry
+from gmjax.samplers.temperflow import RejectionError
 from gmjax.training.checkpoint import CheckpointError
 from gmjax.training.logging import to_python
 from gmjax.training.loop import FitResult, NonFiniteError, fit
@@ -221,7 +222,7 @@ def main(train_and_evaluate: Callable[[ml_collections.ConfigDict, str], Mapping[
         except ConfigError as e:
             sys.stderr.write(f"error: {e}\n")
             sys.exit(2)
-        except (FileNotFoundError, NonFiniteError, CheckpointError) as e:
+        except (FileNotFoundError, NonFiniteError, CheckpointError, RejectionError) as e:
             sys.stderr.write(f"error: {e}\n")
             sys.exit(1)
         print(json.dumps(to_python(dict(metrics)), indent=2, sort_keys=True))

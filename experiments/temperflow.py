@@ -47,8 +47,8 @@ from gmjax import metrics as M
 from gmjax import viz
 from gmjax.models.flow import FLOW_MODELS, build_flow
 from gmjax.samplers import mcmc
-from gmjax.samplers.temperflow import (SamplerState, Schedule, TemperFlow, TemperFlowConfig,
-                                       rejection_sample)
+from gmjax.samplers.temperflow import (RejectionError, Schedule, TemperFlow,
+                                       TemperFlowConfig, rejection_sample)
 from gmjax.targets import TARGETS, Target, build_target
 from gmjax.training import Checkpointer, MetricsWriter, data_mesh
 from gmjax.training.loop import NonFiniteError
@@ -128,10 +128,12 @@ def draw_flow(config, trained: Dict[str, Any], target: Target, key: jax.Array):
     info: Dict[str, Any] = {}
     if config.method == "temperflow+rej":
         propose = sampler.flow_sample_and_log_prob
-        x, info = rejection_sample(propose, params, target.log_prob, key, n)  # sets the bound
+        floor = config.sampler.min_acceptance
+        x, info = rejection_sample(propose, params, target.log_prob, key, n,
+                                   min_acceptance=floor)  # compiles, sets the bound
         t0 = time.perf_counter()
         x, _ = rejection_sample(propose, params, target.log_prob, jax.random.fold_in(key, 1), n,
-                                log_bound=info["log_bound"])
+                                log_bound=info["log_bound"], min_acceptance=floor)
         x = jax.block_until_ready(x)
     else:
         jax.block_until_ready(sampler.sample(params, key, n))
@@ -272,7 +274,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             rej_samples, rej_seconds, info = draw_flow(rej, trained, target, sample_key)
             metrics["rejection"] = dict(info, sample_seconds=rej_seconds,
                                         **score(config, target, rej_samples, eval_key))
-        except RuntimeError as e:  # too low an acceptance rate: report it, keep the rest
+        except RejectionError as e:  # too low an acceptance rate: report it, keep the rest
             metrics["rejection"] = {"error": str(e)}
     if jax.process_index() == 0:
         np.save(os.path.join(workdir, "samples.npy"), samples)

@@ -75,7 +75,7 @@ def script(repo_root, *args):
 def test_experiment_writes_the_contract_and_resumes(repo_root, tmp_path):
     workdir = tmp_path / "tf"
     args = [f"--config={CONFIG}", f"--workdir={workdir}", *TINY,
-            "--config.method=temperflow+rej"]
+            "--config.method=temperflow+rej", "--config.sampler.min_acceptance=0.0001"]
     out = script(repo_root, *args)
     assert out.returncode == 0, out.stderr[-3000:]
     for name in ("config.json", "metrics.jsonl", "metrics.json", "beta_trace.png",

@@ -37,6 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.sampler.estimate_draws = 10_000
     config.sampler.num_fixed_betas = 10  # l2-fixed-grid: geometric grid from beta0 to 1
     config.sampler.upweight = False      # the authors' max(1, p/q)^2 variant of the L2 loss
+    config.sampler.min_acceptance = 0.01  # temperflow+rej: give up below this acceptance rate
     config.sampler.final_kl_steps = 0    # the authors' reverse-KL refinement after the final L2 stage
 
     config.model = ml_collections.ConfigDict()

@@ -20,14 +20,15 @@ def get_config() -> ml_collections.ConfigDict:
     # each way) and a smaller budget; --config.model.name=spline_autoregressive
     # gives the paper's flow.
     config.model.name = "spline_coupling"
-    config.model.num_layers = 6
-    config.model.hidden = (64, 64)
+    config.model.num_layers = 4
+    config.model.hidden = (32, 32)
     config.model.num_bins = 16
     config.model.bound = 6.0
     config.sampler.kl_decay = 0.7
-    config.train.steps = 300
-    config.sampler.steps_init = 600
-    config.sampler.steps_final = 600
+    config.data.batch_size = 500
+    config.train.steps = 200
+    config.sampler.steps_init = 400
+    config.sampler.steps_final = 400
     config.mcmc.step_size = 0.0
     config.mcmc.beta_min = 0.1
     config.eval.num_samples = 20_000  # the 256 sign patterns are counted in 20,000 draws

@@ -74,6 +74,10 @@ DEFAULT_REF_CUTOFFS = (0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.01, 0.001)
 METHODS = ("temperflow", "kl", "l2_fixed")
 
 
+class RejectionError(RuntimeError):
+    """Rejection sampling accepted too few proposals: the flow is a poor proposal."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TemperFlowConfig:
     """Hyperparameters of the sampler (defaults: QW and the authors' code).
@@ -444,7 +448,7 @@ def rejection_sample(sample_and_log_prob: SampleFn, params: PyTree,
     so the acceptance test is exact up to the rare points where the flow's
     density ratio exceeds that maximum (their acceptance probability is
     clipped at 1). Returns ``n`` accepted points and ``{"acceptance_rate",
-    "log_bound"}``; raises ``RuntimeError`` once ``n / min_acceptance``
+    "log_bound"}``; raises ``RejectionError`` once ``n / min_acceptance``
     proposals have not produced ``n`` points.
     """
     key, bound_key = jax.random.split(key)
@@ -469,9 +473,10 @@ def rejection_sample(sample_and_log_prob: SampleFn, params: PyTree,
         if accepted >= n:
             break
     else:
-        raise RuntimeError(f"rejection sampling accepted {accepted} of {proposed} proposals "
-                           f"(below the minimum acceptance rate {min_acceptance}); the flow is "
-                           f"a poor proposal for this target")
+        raise RejectionError(f"rejection sampling accepted {accepted} of {proposed} proposals "
+                             f"(below the minimum acceptance rate {min_acceptance}); the flow is "
+                             f"a poor proposal for this target: train it longer, or lower "
+                             f"the minimum acceptance rate")
     return jnp.asarray(np.concatenate(kept)[:n]), {"acceptance_rate": accepted / proposed,
                                                    "log_bound": log_bound}
 
