@@ -232,8 +232,15 @@ def pattern_metrics(target, samples: np.ndarray) -> Dict[str, float]:
 def plot_samples(path: str, config, target: Target, samples: np.ndarray, key: jax.Array,
                  title: str) -> None:
     if config.data.name == "latent_ebm":
-        from gmjax.viz.images import image_grid_figure  # noqa: WPS433 (only image targets)
-        image_grid_figure(path, np.asarray(target.decode(jnp.asarray(samples[:64]))), title=title)
+        viz.save_image_grid(path, np.asarray(target.decode(jnp.asarray(samples[:64]))), rows=8,
+                            title=title)
+        if target.dim == 2:  # the latent samples over the latent density
+            lo, hi = np.percentile(samples, [0.5, 99.5], axis=0)
+            pad = 0.2 * (hi - lo)
+            viz.plot_density_2d(path.replace(".png", "_latent.png"), samples,
+                                log_prob=jax.jit(target.log_prob), title=title,
+                                bounds=(lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1],
+                                        hi[1] + pad[1]))
         return
     exact = np.asarray(target.sample(seed=key, sample_shape=(len(samples),)))
     if target.dim == 2:

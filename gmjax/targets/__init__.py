@@ -2,7 +2,8 @@
 
 ``build_target(name, **options)`` builds a registered target: ``circle``,
 ``grid`` and ``cross`` (two-dimensional Gaussian mixtures) and ``clayton``
-(the Clayton-copula target with 256 modes), the synthetic examples of Qiu and
+(the Clayton-copula target with 256 modes) and ``latent_ebm`` (the latent
+energy of a GAN trained by ``experiments/gan.py``), the synthetic examples of Qiu and
 Wang (2024), "Efficient multimodal sampling via tempered distribution flow".
 """
 
@@ -10,11 +11,13 @@ from gmjax.targets.base import Modes, Target, Tempered
 from gmjax.targets.registry import TARGETS, build_target
 from gmjax.targets.mixtures import GaussianMixtureTarget
 from gmjax.targets.clayton import ClaytonTarget
+from gmjax.targets.latent_ebm import LatentEBMTarget
 
 __all__ = [
     "TARGETS",
     "ClaytonTarget",
     "GaussianMixtureTarget",
+    "LatentEBMTarget",
     "Modes",
     "Target",
     "Tempered",

@@ -59,9 +59,16 @@ def make_minmax_step(critic_loss: GameLoss, gen_loss: GameLoss,
                 loss, critic_optimizer, params, opt_state, batch, jax.random.fold_in(key, i))
             return (params, opt_state), metrics
 
-        (critic_params, critic_opt_state), critic_metrics = jax.lax.scan(
-            critic_update, (state.critic_params, state.critic_opt_state),
-            (jnp.arange(critic_steps), batches))
+        # A Python loop (k is small and static), not lax.scan: inside a scan XLA's CPU
+        # backend gives the convolutions' kernel gradients non-canonical layouts that
+        # run 4-5x slower (a DCGAN step: 600 ms vs 135 ms CPU time on jax 0.10.2).
+        carry, per_update = (state.critic_params, state.critic_opt_state), []
+        for i in range(critic_steps):
+            carry, update_metrics = critic_update(
+                carry, (i, jax.tree.map(lambda x, i=i: x[i], batches)))
+            per_update.append(update_metrics)
+        critic_params, critic_opt_state = carry
+        critic_metrics = jax.tree.map(lambda *v: jnp.stack(v), *per_update)
         last_batch = jax.tree.map(lambda x: x[-1], batches)
         loss = lambda g, b, k: gen_loss(g, critic_params, b, k)
         gen_params, gen_opt_state, gen_metrics = gradient_update(
