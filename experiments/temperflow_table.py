@@ -68,12 +68,19 @@ def table_2d(runs: str, out: str) -> str:
             if m is None:
                 continue
             rows.append(dict(m, run=f"{target}-{method}"))
-            lines.append(
-                f"| {target} | {method} | {m['modes_captured']}/{m['num_modes']} | "
-                f"{fmt(m['mode_weight_max_error'])} | {fmt(m['mode_weight_tv'])} | "
-                f"{fmt(m.get('adjusted_w1'))} ± {fmt(m.get('adjusted_w1_se'))} | "
-                f"{fmt(m.get('adjusted_mmd'), 4)} | {fmt(m['train_seconds'], 1)} | "
-                f"{fmt(m['sample_seconds'], 4)} | {m.get('num_betas', '-')} |")
+            entries = [(method, m)]
+            rej = m.get("rejection", {})
+            if "acceptance_rate" in rej:  # the same flow as a rejection proposal
+                entries.append((f"temperflow+rej (acc. {rej['acceptance_rate']:.3f})",
+                                dict(rej, train_seconds=m["train_seconds"],
+                                     num_betas=m["num_betas"])))
+            for name, e in entries:
+                lines.append(
+                    f"| {target} | {name} | {e['modes_captured']}/{e['num_modes']} | "
+                    f"{fmt(e['mode_weight_max_error'])} | {fmt(e['mode_weight_tv'])} | "
+                    f"{fmt(e.get('adjusted_w1'))} ± {fmt(e.get('adjusted_w1_se'))} | "
+                    f"{fmt(e.get('adjusted_mmd'), 4)} | {fmt(e['train_seconds'], 1)} | "
+                    f"{fmt(e['sample_seconds'], 4)} | {e.get('num_betas', '-')} |")
     write(out, "temperflow_2d", lines, rows)
     figure_2d(runs, out)
     return "\n".join(lines)
@@ -109,12 +116,13 @@ def table_clayton(runs: str, out: str) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in DIMS:
         ms = {method: load(os.path.join(runs, f"p{p}-{method}")) for method in METHODS}
-        tf, rej = ms["temperflow"], ms["temperflow+rej"]
+        tf = ms["temperflow"]
         if tf is None:
             continue
         rows.append({"p": p, **{k: v for k, v in ms.items() if v is not None}})
-        rej_s = (f"{fmt(rej['sample_seconds'], 3)} ({fmt(rej['acceptance_rate'], 2)})"
-                 if rej else "-")
+        rej = tf.get("rejection", {})
+        rej_s = (f"{fmt(rej['sample_seconds'], 3)} ({fmt(rej['acceptance_rate'], 4)})"
+                 if "acceptance_rate" in rej else "acceptance below 1%")
         mcmc = [fmt(ms[k]["sample_seconds"], 2) if ms[k] else "-" for k in ("mh", "hmc", "pt")]
         lines.append(f"| {p} | {fmt(tf['train_seconds'], 1)} | {tf['num_betas']} | "
                      f"{fmt(tf['sample_seconds'], 4)} | {rej_s} | {' | '.join(mcmc)} | "
