@@ -452,16 +452,21 @@ def rejection_sample(sample_and_log_prob: SampleFn, params: PyTree,
     proposals have not produced ``n`` points.
     """
     key, bound_key = jax.random.split(key)
-    if log_bound is None:
-        x, log_q = jax.jit(sample_and_log_prob, static_argnums=2)(params, bound_key, bound_draws)
-        log_bound = float(jnp.max(target_log_prob(x) - log_q))
+
+    @jax.jit
+    def log_ratio(params, k):  # a batch of proposals and log f - log q, [batch, d], [batch]
+        x, log_q = sample_and_log_prob(params, k, batch)
+        return x, target_log_prob(x) - log_q
+
+    if log_bound is None:  # in batches: a big target (a GAN's nets) must not see 10^5 at once
+        log_bound = max(float(jnp.max(log_ratio(params, jax.random.fold_in(bound_key, i))[1]))
+                        for i in range(max(1, bound_draws // batch)))
 
     @jax.jit
     def propose(params, k):
         k1, k2 = jax.random.split(k)
-        x, log_q = sample_and_log_prob(params, k1, batch)
-        log_accept = target_log_prob(x) - log_q - log_bound
-        return x, jnp.log(jax.random.uniform(k2, (batch,))) < log_accept
+        x, log_r = log_ratio(params, k1)
+        return x, jnp.log(jax.random.uniform(k2, (batch,))) < log_r - log_bound
 
     kept, proposed, accepted = [], 0, 0
     max_rounds = max(1, math.ceil(n / min_acceptance / batch))
