@@ -223,6 +223,14 @@ def test_block_autoregressive_inverse_far_out_and_its_derivatives(x64):
     np.testing.assert_allclose(jnp.dot(nll(flat)[1], direction), numeric, rtol=1e-6)
 
 
+def grid_mass(flow, variables, h):
+    """Midpoint-rule integral of a 2-D flow density over [-10, 10]^2 with cell width h."""
+    axis = jnp.arange(-10.0, 10.0, h) + h / 2
+    grid = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)
+    log_p = jax.jit(lambda v, g: flow.apply(v, g, method=Flow.log_prob))(variables, grid)
+    return jnp.sum(jnp.exp(log_p)) * h * h
+
+
 def test_block_autoregressive_flow_density_integrates_to_one():
     from gmjax.models.flow import build_flow
 
@@ -230,11 +238,7 @@ def test_block_autoregressive_flow_density_integrates_to_one():
     assert [layer.hidden_factor for layer in flow.layers] == [4, 4]
     data = jax.random.normal(jax.random.PRNGKey(27), (16, 2))
     variables = perturbed(flow, data, scale=0.3)
-    h = 0.1
-    axis = jnp.arange(-10.0, 10.0, h) + h / 2
-    grid = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)
-    log_p = jax.jit(lambda v, g: flow.apply(v, g, method=Flow.log_prob))(variables, grid)
-    np.testing.assert_allclose(jnp.sum(jnp.exp(log_p)) * h * h, 1.0, atol=5e-3)
+    np.testing.assert_allclose(grid_mass(flow, variables, h=0.1), 1.0, atol=5e-3)
     # Samples and their log-densities come from the forward pass and agree with log_prob.
     x, log_q = flow.apply(variables, jax.random.PRNGKey(28), 64, method=Flow.sample_and_log_prob)
     np.testing.assert_allclose(flow.apply(variables, x, method=Flow.log_prob), log_q,
@@ -416,8 +420,4 @@ def test_mixed_flow_density_integrates_to_one():
     flow = Flow(layers=[build_layer(n, (2,), i) for i, n in enumerate(names)], event_shape=(2,))
     data = jax.random.normal(jax.random.PRNGKey(17), (64, 2))
     variables = perturbed(flow, data, scale=0.1)
-    h = 0.05
-    axis = jnp.arange(-10.0, 10.0, h) + h / 2
-    grid = jnp.stack(jnp.meshgrid(axis, axis), -1).reshape(-1, 2)
-    log_p = jax.jit(lambda v, g: flow.apply(v, g, method=Flow.log_prob))(variables, grid)
-    np.testing.assert_allclose(jnp.sum(jnp.exp(log_p)) * h * h, 1.0, atol=2e-3)
+    np.testing.assert_allclose(grid_mass(flow, variables, h=0.05), 1.0, atol=2e-3)

@@ -244,8 +244,13 @@ def _read_json(path: str, workdir: str, command: Optional[str]) -> dict:
 
 
 @contextlib.contextmanager
-def _quiet_absl():
-    """Orbax logs at WARNING that a read-only manager is read-only; keep that off the console."""
+def quiet_absl():
+    """Raises absl's log level to ERROR inside the block.
+
+    Orbax logs at WARNING that a read-only manager is read-only; the loaders
+    of trained models (this one and ``gmjax.models.gan``) keep that off the
+    console.
+    """
     from absl import logging as absl_logging
 
     previous = absl_logging.get_verbosity()
@@ -269,7 +274,7 @@ def _restore_params(model: nn.Module, image_shape: tuple[int, ...], directory: s
     abstract = {"params": jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abstract)}
     try:
-        with _quiet_absl():
+        with quiet_absl():
             options = ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                    save_interval_steps=0)
             manager = ocp.CheckpointManager(directory, options=options)

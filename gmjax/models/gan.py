@@ -18,7 +18,6 @@ latent energy from).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -28,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gmjax.models.classifier import quiet_absl
 from gmjax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gmjax.objectives.adversarial import GameLoss, make_gan_losses, sample_latent
 from gmjax.registry import Registry
@@ -163,19 +163,6 @@ class TrainedGAN:
     workdir: str
 
 
-@contextlib.contextmanager
-def _quiet_absl():
-    """Orbax warns that a read-only manager is read-only; keep that off the console."""
-    from absl import logging as absl_logging
-
-    previous = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    try:
-        yield
-    finally:
-        absl_logging.set_verbosity(previous)
-
-
 def load_gan(workdir: str, step: Optional[int] = None) -> TrainedGAN:
     """Reads the GAN trained by ``experiments/gan.py`` in ``workdir``.
 
@@ -223,7 +210,7 @@ def load_gan(workdir: str, step: Optional[int] = None) -> TrainedGAN:
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), gan.abstract_params())
     abstract = {"gen_params": gen_abstract, "critic_params": disc_abstract}
     try:
-        with _quiet_absl():
+        with quiet_absl():
             options = ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                    save_interval_steps=0)
             manager = ocp.CheckpointManager(directory, options=options)

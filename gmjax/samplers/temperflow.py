@@ -56,7 +56,7 @@ from flax import struct
 from jax.sharding import Mesh
 
 from gmjax.flows.base import Flow
-from gmjax.objectives.sampling import (TemperingKL, log_normalizer, make_l2_loss,
+from gmjax.objectives.sampling import (SampleFn, TemperingKL, log_normalizer, make_l2_loss,
                                        make_reverse_kl_loss, tempering_kl)
 from gmjax.targets.base import Target
 from gmjax.training.loop import NonFiniteError
@@ -65,7 +65,6 @@ from gmjax.training.state import TrainState, all_finite
 from gmjax.training.step import data_parallel, device_key, gradient_update
 
 PyTree = Any
-SampleFn = Callable[[PyTree, jax.Array, int], Tuple[jax.Array, jax.Array]]
 
 # The reference-refresh thresholds of the authors' code: refresh when kl has
 # fallen below these fractions of the first stage's kl, in turn.
