@@ -8,6 +8,10 @@ and ``<workdir>/metrics.json`` gathers their final metrics. Sections so far:
 
 * ``flow_<data>``: a RealNVP fitted by maximum likelihood to ``8gaussians``
   and ``moons`` -- ``density.png`` shows data, samples and the learned density.
+* ``temperflow_circle``: TemperFlow on the 8-mode circle target with a small
+  budget (fewer, shorter stages than ``experiments/configs/temperflow_2d.py``)
+  -- ``samples.png`` shows its draws over the target density, ``beta_trace.png``
+  the temperatures it chose.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from typing import Any, Callable, Dict, List, Tuple
 import ml_collections
 from absl import app, flags
 
-from experiments import flow, runner
-from experiments.configs import flow_toy
+from experiments import flow, runner, temperflow
+from experiments.configs import flow_toy, temperflow_2d
 
 flags.DEFINE_string("workdir", "runs/quickstart", "Where every section writes its results.")
 flags.DEFINE_integer("steps", 3_000, "Training steps per section.")
@@ -42,6 +46,20 @@ def sections(steps: int) -> List[Tuple[str, Callable, ml_collections.ConfigDict,
         config.model.num_layers = 6
         config.eval.num_samples = 4_000
         out.append((f"flow_{data}", flow.train_and_evaluate, config, flow.CHOICES, flow.POSITIVE))
+    # TemperFlow's stages scale with --steps: 600 / 100 / 300 steps at the default 3,000.
+    unit = max(1, steps // 30)
+    config = temperflow_2d.get_config()
+    config.data.name = "circle"
+    config.data.batch_size = 500
+    config.sampler.kl_decay = 0.6          # fewer, larger temperature steps
+    config.train.steps_per_call = unit
+    config.sampler.steps_init = 6 * unit
+    config.train.steps = unit              # per middle stage
+    config.sampler.steps_final = 3 * unit
+    config.eval.replicates = 3
+    config.eval.timing_repeats = 1
+    out.append(("temperflow_circle", temperflow.train_and_evaluate, config, temperflow.CHOICES,
+                temperflow.POSITIVE))
     return out
 
 

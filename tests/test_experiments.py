@@ -110,3 +110,10 @@ def test_quickstart_writes_metrics_and_figures(repo_root, tmp_path):
             assert (tmp_path / section / name).exists()
     # 300 steps already beat the standard normal the flow starts as (NLL ~ 4.3 nats here).
     assert summary["flow_8gaussians"]["nll_excess"] < 1.0
+    # TemperFlow on circle at a tenth of the quick start's budget: it runs the whole
+    # tempering to beta = 1 and scores itself; the figures are there.
+    tf = summary["temperflow_circle"]
+    assert tf["betas"][-1] == 1.0 and tf["num_modes"] == 8 and np.isfinite(tf["adjusted_w1"])
+    for figure in ("samples.png", "beta_trace.png"):
+        with open(tmp_path / "temperflow_circle" / figure, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"

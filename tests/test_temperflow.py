@@ -102,6 +102,23 @@ def test_log_l2_reference_is_minimized_at_the_target(upweight):
     assert sigma == pytest.approx(0.7, abs=0.03)
 
 
+def test_upweighted_l2_is_the_ratio_form_of_the_squared_difference():
+    # 2 max(log p, log q) + 2 log|p/q - 1| - log r is the upweighted term: for p > q it is
+    # 2 log(p - q) + 2 log(p/q), for p < q it is 2 log(q - p). This is how the log-L2
+    # estimate can be written from the ratio p/q, as the authors' code does.
+    key_q, key_p, key_r = jax.random.split(jax.random.PRNGKey(3), 3)
+    log_q = 2.0 * jax.random.normal(key_q, (1000,))
+    log_p = 2.0 * jax.random.normal(key_p, (1000,))
+    log_r = jax.random.normal(key_r, (1000,))
+    gap = log_p - log_q
+    terms = (2.0 * jnp.maximum(log_p, log_q) + 2.0 * jnp.log(jnp.abs(jnp.expm1(gap))) - log_r)
+    ratio_form = jax.scipy.special.logsumexp(terms) - jnp.log(1000.0)
+    upweighted = S.log_l2_reference(log_q, log_p, log_r, jnp.float32(0.0), upweight=True)
+    plain = S.log_l2_reference(log_q, log_p, log_r, jnp.float32(0.0))
+    assert float(upweighted) == pytest.approx(float(ratio_form), abs=1e-4)
+    assert float(upweighted) > float(plain) + 0.1
+
+
 def test_reparameterized_l2_is_minimized_at_the_target():
     z = jax.random.normal(jax.random.PRNGKey(1), (50_000,))
 

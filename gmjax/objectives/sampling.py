@@ -27,10 +27,12 @@ Writing log f(x) = -beta E(x) for the unnormalized tempered log-density:
 
   evaluated entirely in log space, log |e^a - e^b| = max(a, b) +
   log(1 - e^{-|a - b|}), and the loss is the *log* of the estimate (same
-  minimizer, scale-free gradients). The authors' released code optimizes this
-  log-L2 form; the option ``upweight`` multiplies each term by
-  max(1, p(Y)/q(Y))^2, which leans on points where the flow still
-  underestimates the target (see docs/temperflow.md for whether it matters).
+  minimizer, scale-free gradients). The option ``upweight`` multiplies each
+  term by max(1, p(Y)/q(Y))^2, which leans on points where the flow still
+  underestimates the target. The authors' released code computes this
+  up-weighted form, written through the ratio as 2 max(log p, log q) +
+  2 log|p/q - 1| - log r (equal to 2 log|p - q| + 2 max(0, log p - log q) -
+  log r); see docs/temperflow.md for when it matters.
 
 * **The normalizing constant** U_beta = E_{Y~r}[f(Y) / r(Y)], estimated by
   importance sampling with a log-sum-exp (``log_normalizer``).

@@ -19,7 +19,8 @@ p_beta ∝ exp(-beta E), 0 < beta_1 < ... < beta_K = 1:
    ones are clipped to [1/2, 2] times an exponential moving average (factor
    0.9) of the past steps, so one noisy KL estimate cannot stall or skip the
    curve. The reference is refreshed whenever kl falls below the next of the
-   ``ref_cutoffs`` fractions of the first kl.
+   ``ref_cutoffs`` fractions of the first kl (the authors' default), or after
+   every stage (``ref_cutoffs=None``, the authors' other option).
 3. **Middle stages.** Minimize log ||q - p_beta||^2 by importance sampling
    from r (the L2 sampler; ``gmjax.objectives.sampling.make_l2_loss``), with
    log U_beta estimated once per stage from many reference draws. Unlike the
@@ -44,6 +45,7 @@ from ``fold_in(key, i)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -96,7 +98,8 @@ class TemperFlowConfig:
       lr, lr_decay: the per-stage peak learning rate is
         ``lr / sqrt(beta) * lr_decay ** stage``.
       max_betas: at most this many temperatures before the final stage.
-      ref_cutoffs: reference-refresh thresholds (fractions of the first kl).
+      ref_cutoffs: reference-refresh thresholds (fractions of the first kl);
+        ``None`` refreshes the reference after every stage.
       estimate_draws: reference draws for the KL and log U estimates.
       upweight: the authors' max(1, p/q)^2 variant of the L2 loss.
       grad_clip: global-norm gradient clipping (0: off).
@@ -113,7 +116,7 @@ class TemperFlowConfig:
     lr: float = 1e-3
     lr_decay: float = 0.9
     max_betas: int = 100
-    ref_cutoffs: Tuple[float, ...] = DEFAULT_REF_CUTOFFS
+    ref_cutoffs: Optional[Tuple[float, ...]] = DEFAULT_REF_CUTOFFS
     estimate_draws: int = 10_000
     num_fixed_betas: int = 10
     upweight: bool = False
@@ -420,9 +423,10 @@ class TemperFlow:
                 schedule.phase = "final_l2"
                 return
             schedule.phase = "mid"
-            refresh = (schedule.cutoffs_used < len(c.ref_cutoffs)
-                       and kl < c.ref_cutoffs[schedule.cutoffs_used] * schedule.kls[0])
-            if refresh:
+            refresh = c.ref_cutoffs is None or (
+                schedule.cutoffs_used < len(c.ref_cutoffs)
+                and kl < c.ref_cutoffs[schedule.cutoffs_used] * schedule.kls[0])
+            if refresh and c.ref_cutoffs is not None:
                 schedule.cutoffs_used += 1
             record["ref_updated"] = bool(refresh)
         elif phase == "final_l2":
@@ -451,26 +455,18 @@ def rejection_sample(sample_and_log_prob: SampleFn, params: PyTree,
     proposals have not produced ``n`` points.
     """
     key, bound_key = jax.random.split(key)
-
-    @jax.jit
-    def log_ratio(params, k):  # a batch of proposals and log f - log q, [batch, d], [batch]
-        x, log_q = sample_and_log_prob(params, k, batch)
-        return x, target_log_prob(x) - log_q
-
     if log_bound is None:  # in batches: a big target (a GAN's nets) must not see 10^5 at once
-        log_bound = max(float(jnp.max(log_ratio(params, jax.random.fold_in(bound_key, i))[1]))
-                        for i in range(max(1, bound_draws // batch)))
-
-    @jax.jit
-    def propose(params, k):
-        k1, k2 = jax.random.split(k)
-        x, log_r = log_ratio(params, k1)
-        return x, jnp.log(jax.random.uniform(k2, (batch,))) < log_r - log_bound
+        log_bound = max(
+            float(jnp.max(_log_ratio(sample_and_log_prob, target_log_prob, params,
+                                     jax.random.fold_in(bound_key, i), batch)[1]))
+            for i in range(max(1, bound_draws // batch)))
 
     kept, proposed, accepted = [], 0, 0
     max_rounds = max(1, math.ceil(n / min_acceptance / batch))
     for round_ in range(max_rounds):
-        x, ok = jax.device_get(propose(params, jax.random.fold_in(key, round_)))
+        x, ok = jax.device_get(_propose(sample_and_log_prob, target_log_prob, params,
+                                        jax.random.fold_in(key, round_), batch,
+                                        jnp.float32(log_bound)))
         kept.append(x[ok])
         proposed += batch
         accepted += int(ok.sum())
@@ -483,6 +479,25 @@ def rejection_sample(sample_and_log_prob: SampleFn, params: PyTree,
                              f"the minimum acceptance rate")
     return jnp.asarray(np.concatenate(kept)[:n]), {"acceptance_rate": accepted / proposed,
                                                    "log_bound": log_bound}
+
+
+# The proposal's functions are static arguments, so a second call with the same
+# (bound) methods reuses the compilation: rejection draws are timed in Table S1.
+@functools.partial(jax.jit, static_argnums=(0, 1, 4))
+def _log_ratio(sample_and_log_prob: SampleFn, target_log_prob: Callable, params: PyTree,
+               key: jax.Array, batch: int) -> Tuple[jax.Array, jax.Array]:
+    """A batch of proposals and their log f - log q, [batch, d], [batch]."""
+    x, log_q = sample_and_log_prob(params, key, batch)
+    return x, target_log_prob(x) - log_q
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 4))
+def _propose(sample_and_log_prob: SampleFn, target_log_prob: Callable, params: PyTree,
+             key: jax.Array, batch: int, log_bound: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    """A batch of proposals and whether each is accepted."""
+    k1, k2 = jax.random.split(key)
+    x, log_r = _log_ratio(sample_and_log_prob, target_log_prob, params, k1, batch)
+    return x, jnp.log(jax.random.uniform(k2, (batch,))) < log_r - log_bound
 
 
 def _adam(learning_rate: float, grad_clip: float) -> optax.GradientTransformation:
