@@ -9,7 +9,8 @@ ends with ``runner.main(train_and_evaluate, choices=...)``. The runner
   field, a wrong type or a value outside its registry of choices;
 * writes ``config.json`` and refuses to resume a workdir whose saved config
   differs in anything but the schedule of training (``train.steps`` and the
-  logging / checkpoint intervals);
+  logging / checkpoint intervals), the final evaluation (``eval.*``) or a
+  sampler's closing refinement (``sampler.final_kl_steps``);
 * turns the library's expected failures -- missing data, a non-finite loss,
   an unreadable checkpoint -- into one clear line and exit code 1;
 * writes the final ``metrics.json``.
@@ -40,7 +41,11 @@ Choices = Mapping[str, Iterable[str]]
 
 # Fields that may change between a run and its resumption.
 RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.eval_every",
-                    "train.checkpoint_every", "train.keep_checkpoints")
+                    "train.checkpoint_every", "train.keep_checkpoints",
+                    # a finished sampler run resumes into just the refinement stage
+                    "sampler.final_kl_steps")
+# Whole sections that only change what is measured at the end, not what is trained.
+RESUMABLE_SECTIONS = ("eval.",)
 
 
 class ConfigError(ValueError):
@@ -111,7 +116,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> bool:
             old = json.load(f)
         old_flat, new_flat = _flatten(old), _flatten(new)
         changed = sorted(k for k in set(old_flat) | set(new_flat)
-                         if old_flat.get(k) != new_flat.get(k) and k not in RESUMABLE_FIELDS)
+                         if old_flat.get(k) != new_flat.get(k) and k not in RESUMABLE_FIELDS
+                         and not k.startswith(RESUMABLE_SECTIONS))
         if changed:
             details = "; ".join(f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}"
                                 for k in changed)

@@ -56,6 +56,19 @@ def test_stages_follow_the_schedule_and_resuming_is_exact():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_a_finished_run_asked_for_the_refinement_trains_only_that_stage():
+    plain = tiny_sampler()
+    state, schedule = plain.init(jax.random.PRNGKey(0))
+    for state, schedule in plain.run(state, schedule):
+        pass
+    assert schedule.phase == "done" and schedule.stages[-1]["kind"] == "l2"
+    finished = [dict(s) for s in schedule.stages]
+    refined = list(tiny_sampler(final_kl_steps=20).run(state, schedule))
+    assert len(refined) == 1
+    stages = refined[0][1].stages
+    assert stages[:-1] == finished and (stages[-1]["kind"], stages[-1]["beta"]) == ("kl", 1.0)
+
+
 def test_kl_sampler_is_one_stage_at_beta_one():
     sampler = tiny_sampler("kl")
     state, schedule = sampler.init(jax.random.PRNGKey(0))

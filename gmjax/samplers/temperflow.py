@@ -347,6 +347,9 @@ class TemperFlow:
         c = self.config
         if schedule.phase == "final_kl" and not c.final_kl_steps:
             schedule.phase = "done"  # saved by a run that had the refinement on
+        if (schedule.phase == "done" and c.final_kl_steps and c.method != "kl"
+                and schedule.stages and schedule.stages[-1]["kind"] == "l2"):
+            schedule.phase = "final_kl"  # a finished run, now asked for the refinement
         while schedule.phase != "done":
             i = schedule.stage
             key = jax.random.fold_in(state.key, i)
