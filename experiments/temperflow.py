@@ -23,6 +23,10 @@ Metrics (against exact draws of the target, where it has them):
 * Clayton: ``sign_patterns_present`` in 20,000 samples (of 256),
   ``positive_frac_max_error`` = max_{j<8} |P(x_j > 0) - 0.3|,
   ``pattern_weight_tv`` against the exact pattern weights.
+* ``is_ess_min``, ``is_ess_collapsed_stages`` (adaptive schedule): the smallest
+  effective sample size of the reference's importance weights over the stages,
+  and how many stages fell below ``samplers.temperflow.MIN_ESS`` (their kl
+  estimates, and so the betas after them, are unreliable).
 * ``rejection`` (method ``temperflow`` only): the same numbers for the
   flow used as a rejection proposal, with its ``acceptance_rate``.
 * ``train_seconds`` (flows: all stages, compilation included),
@@ -284,6 +288,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         metrics.update(info, train_seconds=trained["train_seconds"], sample_seconds=seconds,
                        num_betas=len({round(b, 12) for b in schedule.betas}),
                        betas=schedule.betas, steps=schedule.stage)
+        ess = [s["ess"] for s in schedule.stages if "ess" in s]
+        if ess:  # importance sampling from the reference: its worst stage, and collapses
+            metrics.update(is_ess_min=float(min(ess)),
+                           is_ess_collapsed_stages=sum(bool(s.get("ess_collapsed"))
+                                                       for s in schedule.stages))
         if jax.process_index() == 0:
             plot_beta_trace(os.path.join(workdir, "beta_trace.png"), schedule.stages,
                             title=f"{config.method} on {config.data.name}")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from gmjax.models.flow import build_flow
-from gmjax.samplers.temperflow import TemperFlow, TemperFlowConfig
+from gmjax.objectives.sampling import TemperingKL
+from gmjax.samplers.temperflow import ImportanceCollapseWarning, TemperFlow, TemperFlowConfig
 from gmjax.targets import build_target
 
 CONFIG = os.path.join("experiments", "configs", "temperflow_2d.py")
@@ -69,6 +70,18 @@ def test_a_finished_run_asked_for_the_refinement_trains_only_that_stage():
     assert stages[:-1] == finished and (stages[-1]["kind"], stages[-1]["beta"]) == ("kl", 1.0)
 
 
+def test_a_collapsed_importance_sample_is_flagged_and_warned_about(monkeypatch):
+    sampler = tiny_sampler()
+    state, schedule = sampler.init(jax.random.PRNGKey(0))
+    collapsed = TemperingKL(kl=1.0, grad=-2.0, log_u_beta=0.0, log_u_one=0.0, ess=1.3)
+    monkeypatch.setattr(sampler, "estimate", lambda *args: collapsed)
+    record = {"stage": 0, "beta": 0.1}
+    with pytest.warns(ImportanceCollapseWarning, match="effective sample size of 1.3"):
+        sampler._advance(state, schedule, record, jax.random.PRNGKey(1))
+    assert record["ess_collapsed"] and record["ess"] == pytest.approx(1.3)
+    assert schedule.phase == "mid"  # the run goes on; the record says why to distrust it
+
+
 def test_kl_sampler_is_one_stage_at_beta_one():
     sampler = tiny_sampler("kl")
     state, schedule = sampler.init(jax.random.PRNGKey(0))
@@ -96,7 +109,8 @@ def test_experiment_writes_the_contract_and_resumes(repo_root, tmp_path):
         assert (workdir / name).exists(), name
     metrics = json.loads((workdir / "metrics.json").read_text())
     for name in ("adjusted_w1", "adjusted_mmd", "modes_captured", "mode_weight_max_error",
-                 "train_seconds", "sample_seconds", "num_betas", "rejection"):
+                 "train_seconds", "sample_seconds", "num_betas", "rejection", "is_ess_min",
+                 "is_ess_collapsed_stages"):
         assert name in metrics, name
     # The same flow as a rejection proposal: its numbers, or why it gave up (a tiny flow).
     rejection = metrics["rejection"]

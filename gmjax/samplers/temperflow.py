@@ -48,6 +48,7 @@ import dataclasses
 import functools
 import math
 import time
+import warnings
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import jax
@@ -73,6 +74,14 @@ PyTree = Any
 DEFAULT_REF_CUTOFFS = (0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.01, 0.001)
 
 METHODS = ("temperflow", "kl", "l2_fixed")
+
+# Below this effective sample size (in reference draws) the self-normalized
+# estimates of kl(beta) and its derivative rest on a handful of points.
+MIN_ESS = 10.0
+
+
+class ImportanceCollapseWarning(UserWarning):
+    """The reference flow no longer covers the tempered target (IS weights on a few draws)."""
 
 
 class RejectionError(RuntimeError):
@@ -420,6 +429,16 @@ class TemperFlow:
             schedule.kls.append(kl)
             schedule.deltas.append(delta)
             record.update(kl=kl, kl_grad=grad, delta=delta, ess=float(est.ess))
+            if est.ess < MIN_ESS:
+                record["ess_collapsed"] = True
+                warnings.warn(
+                    f"stage {record['stage']} (beta={beta:.4g}): the importance weights of "
+                    f"{c.estimate_draws} reference draws have an effective sample size of "
+                    f"{float(est.ess):.1f}, so the kl estimate behind the next beta, and the "
+                    f"L2 loss, rest on a few points. The flow has left its reference: lower "
+                    f"the learning rate, raise the batch size or the steps per stage, or "
+                    f"refresh the reference every stage (ref_cutoffs=None).",
+                    ImportanceCollapseWarning, stacklevel=2)
             schedule.log_beta += delta
             # Betas so far (this stage's included) plus the next one, then 1.
             if schedule.log_beta >= 0.0 or len(schedule.stages) + 2 >= c.max_betas:
