@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from experiments import runner
-from gmjax.data import BatchIterator, load_dataset, parse_split
+from gmjax.data import BatchIterator, load_dataset
 from gmjax.data.augment import random_shift
 from gmjax.metrics.features import class_accuracy
 from gmjax.models.classifier import CLASSIFIERS, IMAGE_SHAPES, FeatureNetwork, build_classifier
@@ -41,11 +41,7 @@ POSITIVE = ("data.batch_size", "train.steps", "train.log_every", "train.checkpoi
 
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Checks what ``runner.validate`` cannot: split strings and ranges."""
-    for field in ("train_split", "test_split"):
-        try:
-            parse_split(config.data[field])
-        except ValueError as e:
-            raise runner.ConfigError(f"--config.data.{field}: {e}") from None
+    runner.check_splits(config)
     if not 0 <= config.augment.max_shift < min(IMAGE_SHAPES[config.data.name][:2]) // 2:
         raise runner.ConfigError(f"--config.augment.max_shift={config.augment.max_shift} must "
                                  f"be >= 0 and under half the image side")

@@ -49,7 +49,7 @@ from gmjax.objectives import bits_per_dim_loss, dequantized_log_prob
 from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, make_optimizer,
                             make_train_step, read_jsonl)
 from gmjax import viz
-from gmjax.viz import image_grid, save_image_grid  # noqa: F401  (image_grid: re-exported)
+from gmjax.viz import save_image_grid
 
 IMAGE_DATA = ("digits", "fashion_mnist", "mnist")
 PREPROCESS = ("logit", "none")

@@ -30,20 +30,17 @@ from typing import Any, Dict, Optional
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
 
 from experiments import runner
-from experiments.flow_images import image_grid
 from gmjax import viz
-from gmjax.data import BatchIterator, load_dataset, parse_split, take_batches
+from gmjax.data import BatchIterator, load_dataset, take_batches
 from gmjax.models.gan import GAN_NETS, IMAGE_SHAPES, build_gan
 from gmjax.nets.dcgan import NORMS, UPSAMPLINGS
 from gmjax.objectives.adversarial import GAN_LOSSES
 from gmjax.training import (OPTIMIZERS, SCHEDULES, MinMaxState, data_mesh, fit,
                             make_minmax_step, make_optimizer, read_jsonl)
-from gmjax.viz.figure import save_figure
 
 CHOICES = {"data.name": tuple(IMAGE_SHAPES), "model.name": GAN_NETS, "model.loss": GAN_LOSSES,
            "model.norm": NORMS, "model.upsample": UPSAMPLINGS, "optim.name": OPTIMIZERS, "optim.schedule": SCHEDULES}
@@ -57,23 +54,10 @@ LATENT_RANGE = 3.0
 
 def check_config(config: ml_collections.ConfigDict) -> None:
     """Checks what ``runner.validate`` cannot: split strings and the eval chunking."""
-    for field in ("train_split", "test_split"):
-        try:
-            parse_split(config.data[field])
-        except ValueError as e:
-            raise runner.ConfigError(f"--config.data.{field}: {e}") from None
+    runner.check_splits(config)
     if config.eval.num_test % config.eval.batch_size:
         raise runner.ConfigError(f"--config.eval.num_test={config.eval.num_test} must be a "
                                  f"multiple of --config.eval.batch_size={config.eval.batch_size}")
-
-
-def save_grid(path: str, images: np.ndarray, rows: int, title: str) -> str:
-    """``images [rows * cols, H, W, 1]`` in [0, 1] as one grey image grid (PNG)."""
-    grid = image_grid(np.asarray(images), rows)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_axis_off()
-    return save_figure(fig, path, title=title)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -149,16 +133,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                    sample_seconds=sample_seconds, steps=result.steps, num_train=len(train))
     if jax.process_index() == 0:
         name = f"{config.model.name} z{gan.latent_dim} ({config.model.loss}) on {config.data.name}"
-        save_grid(os.path.join(workdir, "samples.png"), samples, GRID,
-                  f"{name}\n{result.steps} steps, D(real) {metrics['d_real']:.2f}, "
-                  f"D(fake) {metrics['d_fake']:.2f}")
+        viz.save_image_grid(os.path.join(workdir, "samples.png"), samples, GRID,
+                            f"{name}\n{result.steps} steps, D(real) {metrics['d_real']:.2f}, "
+                            f"D(fake) {metrics['d_fake']:.2f}")
         if gan.latent_dim == 2:
             axis = jnp.linspace(-LATENT_RANGE, LATENT_RANGE, LATENT_GRID)
             # Row i is z_2 = axis[-1 - i] (top to bottom), column j is z_1 = axis[j].
             z = jnp.stack(jnp.meshgrid(axis, axis[::-1]), axis=-1).reshape(-1, 2)
             images = jax.jit(gan.decode)(gen_params, z)
-            save_grid(os.path.join(workdir, "latent_grid.png"), images, LATENT_GRID,
-                      f"{name}\nG(z) for z in [-{LATENT_RANGE:g}, {LATENT_RANGE:g}]^2")
+            viz.save_image_grid(os.path.join(workdir, "latent_grid.png"), images, LATENT_GRID,
+                                f"{name}\nG(z) for z in [-{LATENT_RANGE:g}, {LATENT_RANGE:g}]^2")
         viz.plot_curves(os.path.join(workdir, "curves.png"), records,
                         names=("critic/loss", "gen/loss", "critic/d_real", "critic/d_fake"),
                         title=name)

@@ -30,6 +30,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from gmjax.data import parse_split
 from gmjax.registry import Registry
 from gmjax.samplers.temperflow import RejectionError
 from gmjax.training.checkpoint import CheckpointError
@@ -99,6 +100,16 @@ def _flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
             out.update(_flatten(v, f"{prefix}{k}."))
         return out
     return {prefix[:-1]: tree}
+
+
+def check_splits(config: ml_collections.ConfigDict,
+                 fields: Iterable[str] = ("train_split", "test_split")) -> None:
+    """Raises ``ConfigError`` when a ``--config.data.<field>`` split string does not parse."""
+    for field in fields:
+        try:
+            parse_split(config.data[field])
+        except ValueError as e:
+            raise ConfigError(f"--config.data.{field}: {e}") from None
 
 
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> bool:

@@ -144,7 +144,7 @@ def draw_flow(config, trained: Dict[str, Any], target: Target, key: jax.Array):
         x, info = rejection_sample(propose, params, target.log_prob, key, n,
                                    min_acceptance=floor)  # compiles, sets the bound
 
-        def draw(k):
+        def draw(k):  # the same jitted proposal batches as above: nothing left to compile
             return rejection_sample(propose, params, target.log_prob, k, m,
                                     log_bound=info["log_bound"], min_acceptance=floor)[0]
     else:
@@ -152,7 +152,8 @@ def draw_flow(config, trained: Dict[str, Any], target: Target, key: jax.Array):
 
         def draw(k):
             return sampler.sample(params, k, m)
-    jax.block_until_ready(draw(jax.random.fold_in(key, 1)))  # compiles for m points
+
+        jax.block_until_ready(draw(jax.random.fold_in(key, 1)))  # compiles for m points
     seconds = []
     for r in range(config.eval.timing_repeats):
         t0 = time.perf_counter()
