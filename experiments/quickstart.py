@@ -1,6 +1,7 @@
 """The quick start: small models on built-in toy data, in a few minutes on a CPU.
 
     python experiments/quickstart.py --workdir runs/quickstart
+    python experiments/quickstart.py --sections=temperflow_circle   # one section only
 
 Each family that has landed adds a section; each section is an ordinary
 experiment run in ``<workdir>/<section>/`` (so it resumes like any other),
@@ -29,6 +30,7 @@ from experiments.configs import flow_toy, temperflow_2d
 flags.DEFINE_string("workdir", "runs/quickstart", "Where every section writes its results.")
 flags.DEFINE_integer("steps", 3_000, "Training steps per section.")
 flags.DEFINE_bool("progress", None, "Show progress bars (default: only on a terminal).")
+flags.DEFINE_list("sections", None, "Run only these sections (default: all of them).")
 FLAGS = flags.FLAGS
 
 
@@ -67,7 +69,14 @@ def main(argv):
     del argv
     runner.quiet_logging()
     summary: Dict[str, Any] = {}
-    for name, train_and_evaluate, config, choices, positive in sections(FLAGS.steps):
+    chosen = sections(FLAGS.steps)
+    names = [name for name, *_ in chosen]
+    unknown = sorted(set(FLAGS.sections or ()) - set(names))
+    if unknown:
+        raise app.UsageError(f"--sections: unknown {', '.join(unknown)}; valid: {', '.join(names)}")
+    if FLAGS.sections:
+        chosen = [section for section in chosen if section[0] in FLAGS.sections]
+    for name, train_and_evaluate, config, choices, positive in chosen:
         workdir = os.path.join(FLAGS.workdir, name)
         print(f"== {name} -> {workdir}", flush=True)
         summary[name] = dict(runner.run(train_and_evaluate, config, workdir, choices, positive,

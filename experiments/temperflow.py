@@ -89,7 +89,8 @@ def sampler_config(config: ml_collections.ConfigDict) -> TemperFlowConfig:
         batch_size=config.data.batch_size, lr=config.optim.lr, lr_decay=s.lr_decay,
         max_betas=s.max_betas, estimate_draws=s.estimate_draws,
         ref_cutoffs=None if s.ref_every_stage else DEFAULT_REF_CUTOFFS,
-        num_fixed_betas=s.num_fixed_betas, upweight=s.upweight, final_kl_steps=s.final_kl_steps,
+        num_fixed_betas=s.num_fixed_betas, upweight=s.upweight,
+        l2_kl_weight=s.l2_kl_weight, final_kl_steps=s.final_kl_steps,
         grad_clip=config.optim.grad_clip, steps_per_call=config.train.steps_per_call)
 
 

@@ -95,10 +95,7 @@ def test_resume_with_a_changed_model_is_refused(repo_root, tmp_path):
     assert "model.num_layers: 4 -> 6" in out.stderr
 
 
-def test_quickstart_writes_metrics_and_figures(repo_root, tmp_path):
-    out = script(repo_root, "quickstart.py", f"--workdir={tmp_path}", "--steps=300")
-    assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.load(open(tmp_path / "metrics.json"))
+def check_quickstart_flows(summary, tmp_path):
     for section in ("flow_8gaussians", "flow_moons"):
         metrics = summary[section]
         assert metrics["steps"] == 300
@@ -110,6 +107,36 @@ def test_quickstart_writes_metrics_and_figures(repo_root, tmp_path):
             assert (tmp_path / section / name).exists()
     # 300 steps already beat the standard normal the flow starts as (NLL ~ 4.3 nats here).
     assert summary["flow_8gaussians"]["nll_excess"] < 1.0
+
+
+def test_quickstart_flow_sections_write_metrics_and_figures(repo_root, tmp_path):
+    # The TemperFlow section runs the code path of test_temperflow_sampler.py's experiment
+    # test; here only its config is checked (the whole quick start is the slow test below).
+    out = script(repo_root, "quickstart.py", f"--workdir={tmp_path}", "--steps=300",
+                 "--sections=flow_8gaussians,flow_moons")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.load(open(tmp_path / "metrics.json"))
+    assert sorted(summary) == ["flow_8gaussians", "flow_moons"]
+    check_quickstart_flows(summary, tmp_path)
+    from experiments import quickstart, temperflow
+    for name, _, config, _, _ in quickstart.sections(300):
+        if name.startswith("temperflow"):
+            temperflow.sampler_config(config)  # raises on stage lengths it cannot run
+
+
+def test_quickstart_refuses_an_unknown_section(repo_root, tmp_path):
+    out = script(repo_root, "quickstart.py", f"--workdir={tmp_path}", "--sections=flow_moon")
+    assert out.returncode != 0
+    assert "unknown flow_moon" in out.stderr and "flow_moons" in out.stderr
+    assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_quickstart_writes_metrics_and_figures(repo_root, tmp_path):
+    out = script(repo_root, "quickstart.py", f"--workdir={tmp_path}", "--steps=300")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.load(open(tmp_path / "metrics.json"))
+    check_quickstart_flows(summary, tmp_path)
     # TemperFlow on circle at a tenth of the quick start's budget: it runs the whole
     # tempering to beta = 1 and scores itself; the figures are there.
     tf = summary["temperflow_circle"]

@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.sampler.ref_every_stage = False  # True: new reference after every stage, not at cutoffs
     config.sampler.num_fixed_betas = 10  # l2-fixed-grid: geometric grid from beta0 to 1
     config.sampler.upweight = False      # the authors' max(1, p/q)^2 variant of the L2 loss
+    config.sampler.l2_kl_weight = 0.0    # w in log L2 + w KL(q || p_beta); 1: the authors' "l2+kl"
     config.sampler.min_acceptance = 0.01  # temperflow+rej: give up below this acceptance rate
     config.sampler.final_kl_steps = 0    # the authors' reverse-KL refinement after the final L2 stage
 

@@ -183,21 +183,36 @@ def make_reverse_kl_loss(sample_and_log_prob: SampleFn, target_log_prob: Callabl
 
 def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
                  target_log_prob: Callable, num_samples: int, *,
-                 upweight: bool = False) -> Callable:
+                 upweight: bool = False, kl_weight: float = 0.0) -> Callable:
     """``log ||q - p_beta||^2`` with draws from the frozen reference flow (the L2 sampler).
 
     The reference draws and their log-density carry no gradient
     (``stop_gradient``): only ``log q(Y)`` depends on ``params``. ``cond``
     holds ``beta``, ``ref_params`` and ``log_u`` (log U_beta, estimated once per
     stage from many reference draws; see ``log_normalizer``).
+
+    With ``kl_weight`` w > 0 the loss is ``log ||q - p||^2 + w E_q[log q - beta log f]``
+    with the second term from ``num_samples`` reparameterized draws of q itself
+    (the authors' ``"l2+kl"`` option at w = 1). The L2 estimate only sees q where
+    the reference draws points; the reverse-KL term charges q for mass it puts
+    where p_beta has none, which is how the L2 sampler fails in high dimension
+    (docs/temperflow.md). Metrics ``log_l2`` and ``kl_plus_log_u`` report the two
+    terms.
     """
 
     def loss(params: PyTree, cond: PyTree, key: jax.Array) -> Tuple[jax.Array, Metrics]:
+        # The reference draws use ``key`` itself, as they did before the KL term existed.
         y, log_r = sample_and_log_prob(cond["ref_params"], key, num_samples)
         y, log_r = jax.lax.stop_gradient(y), jax.lax.stop_gradient(log_r)
         log_q = log_prob(params, y)
         log_f = cond["beta"] * target_log_prob(y)
         value = log_l2_reference(log_q, log_f, log_r, cond["log_u"], upweight=upweight)
-        return value, {"log_l2": value}
+        metrics = {"log_l2": value}
+        if kl_weight:
+            x, log_q_own = sample_and_log_prob(params, jax.random.fold_in(key, 1), num_samples)
+            kl = reverse_kl(log_q_own, cond["beta"] * target_log_prob(x))
+            metrics["kl_plus_log_u"] = kl
+            value = value + kl_weight * kl
+        return value, metrics
 
     return loss

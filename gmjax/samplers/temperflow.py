@@ -111,6 +111,9 @@ class TemperFlowConfig:
         ``None`` refreshes the reference after every stage.
       estimate_draws: reference draws for the KL and log U estimates.
       upweight: the authors' max(1, p/q)^2 variant of the L2 loss.
+      l2_kl_weight: weight w of a reverse-KL term added to every L2 stage's
+        loss, log L2 + w KL(q || p_beta) (the authors' ``"l2+kl"`` at w = 1;
+        0: the plain L2 sampler).
       grad_clip: global-norm gradient clipping (0: off).
       steps_per_call: updates scanned in one compiled call.
     """
@@ -129,6 +132,7 @@ class TemperFlowConfig:
     estimate_draws: int = 10_000
     num_fixed_betas: int = 10
     upweight: bool = False
+    l2_kl_weight: float = 0.0
     final_kl_steps: int = 0
     grad_clip: float = 0.0
     steps_per_call: int = 100
@@ -138,6 +142,8 @@ class TemperFlowConfig:
             raise ValueError(f"unknown TemperFlow method {self.method!r}; valid: {METHODS}")
         if not 0.0 < self.beta0 < 1.0:
             raise ValueError(f"beta0 must be in (0, 1), got {self.beta0}")
+        if self.l2_kl_weight < 0.0:
+            raise ValueError(f"l2_kl_weight must be >= 0, got {self.l2_kl_weight}")
         if not 0.0 < self.kl_decay < 1.0:
             raise ValueError(f"kl_decay must be in (0, 1), got {self.kl_decay}")
         for name in ("steps_init", "steps_mid", "steps_final", "final_kl_steps"):
@@ -243,7 +249,8 @@ class TemperFlow:
         self._kl_loss = make_reverse_kl_loss(self._sample_and_log_prob, target_log_prob,
                                              per_device)
         self._l2_loss = make_l2_loss(self._sample_and_log_prob, self._log_prob, target_log_prob,
-                                     per_device, upweight=config.upweight)
+                                     per_device, upweight=config.upweight,
+                                     kl_weight=config.l2_kl_weight)
         self._optimizer = optax.inject_hyperparams(_adam, static_args=("grad_clip",))(
             learning_rate=0.0,
                                                           grad_clip=config.grad_clip)
