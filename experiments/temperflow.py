@@ -38,6 +38,7 @@ Metrics (against exact draws of the target, where it has them):
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -70,6 +71,25 @@ POSITIVE = ("data.batch_size", "train.steps", "train.steps_per_call", "optim.lr"
             "mcmc.num_chains", "mcmc.burn_in", "mcmc.thin", "eval.num_samples",
             "eval.replicates", "eval.replicate_size", "eval.timed_draws",
             "eval.timing_repeats")
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a run in ``workdir`` saved, with fields added to gmjax since then
+    filled with the defaults of ``experiments/configs/temperflow_2d.py`` (for tools
+    that read old runs; resuming a run still requires its exact saved config)."""
+    from experiments.configs import temperflow_2d
+
+    def merge(base: Dict[str, Any], saved: Dict[str, Any]) -> Dict[str, Any]:
+        out = dict(base)
+        for k, v in saved.items():
+            out[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) \
+                else v
+        return out
+
+    with open(os.path.join(workdir, "config.json")) as f:
+        saved = json.load(f)
+    defaults = json.loads(temperflow_2d.get_config().to_json_best_effort())
+    return ml_collections.ConfigDict(merge(defaults, saved))
 
 
 def make_target(config: ml_collections.ConfigDict) -> Target:

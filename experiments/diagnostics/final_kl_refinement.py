@@ -14,7 +14,6 @@ import json
 import os
 
 import jax
-import ml_collections
 import numpy as np
 from absl import app, flags
 
@@ -35,8 +34,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     runner.quiet_logging()
-    with open(os.path.join(FLAGS.workdir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    config = E.load_run_config(FLAGS.workdir)
     target = E.make_target(config)
     sampler = TemperFlow(E.build_flow(config.model, target.dim), target, E.sampler_config(config))
     state, _ = sampler.init(jax.random.PRNGKey(config.seed))

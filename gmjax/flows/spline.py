@@ -11,7 +11,13 @@ and outside [-B, B] it is the identity (boundary derivatives fixed to 1, as
 in the paper). The K widths, K heights and K + 1 derivatives come from a
 conditioner as 3K + 1 unconstrained numbers per variable (distrax's
 ``RationalQuadraticSpline``: softmax widths and heights, softplus
-derivatives; the two boundary ones are ignored). At zero parameters the bins
+derivatives; the two boundary ones are ignored), evaluated here by
+``RationalQuadraticSpline`` with one gather per bin quantity instead of
+distrax's mask over all bins: the same numbers (within 1e-12 in float64,
+gradients included; tested), forward + gradient 1.9x and inverse + gradient
+3.1x as fast on CPU, 1.05-1.13x for whole TemperFlow steps, where the
+conditioners and the target dominate (``python -m benchmarks.spline_speed``,
+``benchmarks/results/spline_speed.json``). At zero parameters the bins
 are equal and every derivative is 1, so the spline is the identity up to
 float rounding; both layers zero-initialize the conditioner's output layer.
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, Sequence, Tuple
 
 import distrax
@@ -48,8 +55,99 @@ class RQSpline:
     bound: float = 5.0
 
     def __call__(self, theta: jax.Array) -> distrax.Bijector:
-        return distrax.RationalQuadraticSpline(theta, range_min=-self.bound,
-                                               range_max=self.bound, boundary_slopes="identity")
+        return RationalQuadraticSpline(theta, self.bound)
+
+
+# distrax's floors on bin sizes and knot slopes, kept so parameters mean the same.
+_MIN_BIN_SIZE = 1e-4
+_MIN_KNOT_SLOPE = 1e-4
+
+
+class RationalQuadraticSpline(distrax.Bijector):
+    """Elementwise rational-quadratic spline on [-B, B], identity outside.
+
+    The same parameterization as ``distrax.RationalQuadraticSpline(theta,
+    -B, B, boundary_slopes="identity")`` (softmax bin sizes floored at 1e-4,
+    softplus knot slopes floored at 1e-4 and equal to 1 at zero, boundary
+    slopes 1), so parameters and checkpoints carry over; what differs is the
+    evaluation. distrax evaluates one scalar at a time (``jnp.vectorize``)
+    and picks a bin with a mask over all K bins; here the bin index is a
+    count of the knots below x and its parameters come from one gather per
+    quantity, which XLA on CPU runs about twice as fast with gradients.
+    """
+
+    def __init__(self, theta: jax.Array, bound: float):
+        super().__init__(event_ndims_in=0)
+        k = (theta.shape[-1] - 1) // 3
+        size = 2.0 * bound
+
+        def knots(unnormalized):  # [..., K] -> [..., K + 1], from -B to B
+            widths = jax.nn.softmax(unnormalized, axis=-1) * (size - k * _MIN_BIN_SIZE)
+            inner = -bound + jnp.cumsum(widths + _MIN_BIN_SIZE, axis=-1)[..., :-1]
+            edge = jnp.full(inner.shape[:-1] + (1,), bound, inner.dtype)
+            return jnp.concatenate([-edge, inner, edge], axis=-1)
+
+        offset = math.log(math.expm1(1.0 - _MIN_KNOT_SLOPE))
+        slopes = jax.nn.softplus(theta[..., 2 * k + 1:3 * k] + offset) + _MIN_KNOT_SLOPE
+        ones = jnp.ones(slopes.shape[:-1] + (1,), slopes.dtype)
+        self._x = knots(theta[..., :k])
+        self._y = knots(theta[..., k:2 * k])
+        self._d = jnp.concatenate([ones, slopes, ones], axis=-1)
+        self._bound = bound
+
+    def _bin(self, knots: jax.Array, v: jax.Array):
+        """Left and right x, y, slope of the bin holding v (found on ``knots``), and v
+        clamped to [-B, B]: outside, the spline's branch is computed at the bound and
+        discarded by ``where``, so it stays finite and carries no NaN into gradients."""
+        v = jnp.clip(v, -self._bound, self._bound)
+        knots, v = jnp.broadcast_arrays(knots, v[..., None])
+        v = v[..., 0]
+        index = jnp.sum(v[..., None] >= knots[..., 1:-1], axis=-1)[..., None]
+        x, y, d = (jnp.broadcast_to(a, knots.shape) for a in (self._x, self._y, self._d))
+
+        def pick(a):
+            return (jnp.take_along_axis(a, index, axis=-1)[..., 0],
+                    jnp.take_along_axis(a, index + 1, axis=-1)[..., 0])
+
+        return pick(x), pick(y), pick(d), v
+
+    def forward_and_log_det(self, x_in: jax.Array) -> Tuple[jax.Array, jax.Array]:
+        (x0, x1), (y0, y1), (d0, d1), x = self._bin(self._x, x_in)
+        width, height = x1 - x0, y1 - y0
+        s = height / width
+        z = jnp.clip((x - x0) / width, 0.0, 1.0)
+        zz = z * (1.0 - z)
+        denominator = s + (d1 + d0 - 2.0 * s) * zz
+        y = y0 + height * (s * z * z + d0 * zz) / denominator
+        log_det = (2.0 * jnp.log(s) - 2.0 * jnp.log(denominator)
+                   + jnp.log(d1 * z * z + 2.0 * s * zz + d0 * jnp.square(1.0 - z)))
+        inside = jnp.abs(x_in) < self._bound
+        x_in = jnp.broadcast_to(x_in, y.shape)
+        return jnp.where(inside, y, x_in), jnp.where(inside, log_det, 0.0)
+
+    def inverse_and_log_det(self, y_in: jax.Array) -> Tuple[jax.Array, jax.Array]:
+        (x0, x1), (y0, y1), (d0, d1), y = self._bin(self._y, y_in)
+        width, height = x1 - x0, y1 - y0
+        s = height / width
+        dy = y - y0
+        curvature = d1 + d0 - 2.0 * s
+        a = height * (s - d0) + dy * curvature
+        b = height * d0 - dy * curvature
+        c = -s * dy
+        # The root in [0, 1] of a z^2 + b z + c, in the form that is stable as a -> 0
+        # (Durkan et al., 2019, eq. 29); the discriminant is floored at the smallest
+        # normal number, where the square root's derivative is still finite.
+        tiny = jnp.finfo(c.dtype).tiny
+        root = jnp.sqrt(jnp.maximum(b * b - 4.0 * a * c, tiny))
+        z = jnp.clip(2.0 * c / (-b - root), 0.0, 1.0)
+        x = x0 + z * width
+        zz = z * (1.0 - z)
+        denominator = s + curvature * zz
+        log_det = -(2.0 * jnp.log(s) - 2.0 * jnp.log(denominator)
+                    + jnp.log(d1 * z * z + 2.0 * s * zz + d0 * jnp.square(1.0 - z)))
+        inside = jnp.abs(y_in) < self._bound
+        y_in = jnp.broadcast_to(y_in, x.shape)
+        return jnp.where(inside, x, y_in), jnp.where(inside, log_det, 0.0)
 
 
 class SplineCouplingBijector(distrax.Bijector):
