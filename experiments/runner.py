@@ -115,6 +115,11 @@ def check_splits(config: ml_collections.ConfigDict,
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> bool:
     """Creates ``workdir`` and writes ``config.json``; returns True when resuming.
 
+    A field the saved config lacks is one added to gmjax after the run was
+    saved: the run was trained without it, so it resumes with the field's
+    value (printed); any other difference outside ``RESUMABLE_FIELDS`` and
+    ``RESUMABLE_SECTIONS`` is refused.
+
     Raises:
       ConfigError: if the workdir holds a run of a different config.
     """
@@ -126,9 +131,13 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> bool:
         with open(path) as f:
             old = json.load(f)
         old_flat, new_flat = _flatten(old), _flatten(new)
+        added = sorted(set(new_flat) - set(old_flat))
+        if added:
+            print(f"{workdir}: fields added since the run was saved: "
+                  + ", ".join(f"{k}={new_flat[k]!r}" for k in added), flush=True)
         changed = sorted(k for k in set(old_flat) | set(new_flat)
-                         if old_flat.get(k) != new_flat.get(k) and k not in RESUMABLE_FIELDS
-                         and not k.startswith(RESUMABLE_SECTIONS))
+                         if k not in added and old_flat.get(k) != new_flat.get(k)
+                         and k not in RESUMABLE_FIELDS and not k.startswith(RESUMABLE_SECTIONS))
         if changed:
             details = "; ".join(f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}"
                                 for k in changed)

@@ -95,6 +95,24 @@ def test_resume_with_a_changed_model_is_refused(repo_root, tmp_path):
     assert "model.num_layers: 4 -> 6" in out.stderr
 
 
+def test_a_field_added_since_the_run_was_saved_resumes_and_others_are_refused(tmp_path, capsys):
+    import ml_collections
+
+    from experiments import runner
+    old = ml_collections.ConfigDict({"model": {"num_layers": 4}, "seed": 0})
+    assert runner.prepare_workdir(old, str(tmp_path)) is False
+    new = ml_collections.ConfigDict({"model": {"num_layers": 4, "block_size": 8}, "seed": 0})
+    assert runner.prepare_workdir(new, str(tmp_path)) is True
+    assert "model.block_size=8" in capsys.readouterr().out
+    assert json.load(open(tmp_path / "config.json"))["model"]["block_size"] == 8
+    changed = ml_collections.ConfigDict({"model": {"num_layers": 4, "block_size": 4}, "seed": 0})
+    with pytest.raises(runner.ConfigError, match="model.block_size: 8 -> 4"):
+        runner.prepare_workdir(changed, str(tmp_path))
+    removed = ml_collections.ConfigDict({"model": {"num_layers": 4}, "seed": 0})
+    with pytest.raises(runner.ConfigError, match="model.block_size: 8 -> None"):
+        runner.prepare_workdir(removed, str(tmp_path))
+
+
 def check_quickstart_flows(summary, tmp_path):
     for section in ("flow_8gaussians", "flow_moons"):
         metrics = summary[section]

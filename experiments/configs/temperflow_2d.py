@@ -48,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.hidden = (32, 32)
     config.model.num_bins = 8
     config.model.bound = 8.0
+    config.model.block_size = 8  # for model.name=spline_block_autoregressive (p >= 16)
 
     config.mcmc = ml_collections.ConfigDict()
     config.mcmc.num_chains = 100

@@ -18,7 +18,8 @@ def get_config() -> ml_collections.ConfigDict:
     # batches of 2,000 on a GPU. On a CPU, sampling an autoregressive flow costs p
     # sequential passes, so the default here is a spline *coupling* flow (one pass
     # each way) and a smaller budget; --config.model.name=spline_autoregressive
-    # gives the paper's flow.
+    # gives the paper's flow for p = 8, spline_block_autoregressive (blocks of
+    # model.block_size = 8) the one it uses for p >= 16.
     config.model.name = "spline_coupling"
     config.model.num_layers = 4
     config.model.hidden = (32, 32)

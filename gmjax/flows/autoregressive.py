@@ -72,9 +72,9 @@ class MaskedAutoregressive(distrax.Bijector):
     returns an elementwise bijector (``event_ndims_in=0``) with batch shape
     ``[..., D]``. Both must be hashable (Flax modules compare by their
     attributes; use frozen dataclasses for transformers). The
-    forward map is one conditioner pass; the inverse runs D passes, each
-    fixing one more variable in the order, so after pass p every x_i of order
-    < p is exact.
+    forward map is one conditioner pass; the inverse runs one pass per rank
+    of the conditioner's ``order`` (D for a permutation, R when ranks tie),
+    each fixing one more rank, so after pass p every x_i of rank < p is exact.
     """
 
     def __init__(self, conditioner: nn.Module, variables: Any,
@@ -118,7 +118,9 @@ def _invert_by_passes(conditioner, transformer, variables, y, context
     def one_pass(_, x):
         return transformer(_condition(conditioner, variables, x, context)).inverse(y)
 
-    x = jax.lax.fori_loop(0, y.shape[-1] - 1, one_pass, jnp.zeros_like(y))
+    # One pass per rank of the order: D for a permutation, fewer when ranks tie.
+    ranks = len(set(getattr(conditioner, "order", range(y.shape[-1]))))
+    x = jax.lax.fori_loop(0, ranks - 1, one_pass, jnp.zeros_like(y))
     x, log_det = transformer(_condition(conditioner, variables, x, context)
                              ).inverse_and_log_det(y)
     return x, jnp.sum(log_det, axis=-1)

@@ -1,7 +1,8 @@
 """Flow density models by name: the recipes the flow experiments build from a config.
 
 Each recipe turns the ``model`` config block (``num_layers``, ``hidden`` and,
-for splines, ``num_bins`` / ``bound``; for BNAF, optionally ``hidden_factor`` /
+for splines, ``num_bins`` / ``bound`` and ``block_size`` for the
+block-autoregressive spline; for BNAF, optionally ``hidden_factor`` /
 ``num_hidden_layers``) into a ``Flow`` of registered layers, data side first.
 """
 
@@ -60,6 +61,14 @@ def _spline_autoregressive(model, dim):
     return stack("rq_spline_autoregressive", (dim,), model["num_layers"],
                  hidden=_hidden(model), num_bins=model.get("num_bins", 8),
                  bound=model.get("bound", 5.0))
+
+
+@FLOW_MODELS.register("spline_block_autoregressive")
+def _spline_block_autoregressive(model, dim):
+    """Spline MADE layers over blocks of ``model.block_size`` (Qiu and Wang, 2024; not BNAF)."""
+    return stack("rq_spline_block_autoregressive", (dim,), model["num_layers"],
+                 block_size=int(model.get("block_size", 8)), hidden=_hidden(model),
+                 num_bins=model.get("num_bins", 8), bound=model.get("bound", 5.0))
 
 
 @FLOW_MODELS.register("block_autoregressive")

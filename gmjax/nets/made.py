@@ -8,10 +8,12 @@ m^l(k) in {1, ..., D - 1}, and the weight matrices are multiplied by masks
     output:  M^out[k, i] = 1  iff  m(i) > m^L(k),
 
 so that output i is a function of the inputs j with m(j) < m(i) only
-(Germain et al., 2015). Germain et al. draw hidden degrees at
-random; here they are assigned deterministically and cyclically,
-m^l(k) = (k mod (D - 1)) + 1, which uses every degree whenever a layer is at
-least D - 1 wide.
+(Germain et al., 2015). Germain et al. draw hidden degrees at random; here
+they are assigned deterministically and cyclically, m^l(k) = (k mod (R - 1)) + 1
+with R the number of distinct input degrees, which uses every degree whenever
+a layer is at least R - 1 wide. R = D for a permutation; degrees may also tie
+(``rank_degrees``): variables of one rank form a block that sees only lower
+ranks -- a block-autoregressive network, whose inverse takes R passes, not D.
 
 The network returns ``k`` parameters per variable, ``[..., D, k]``: the
 conditioner of MAF, IAF and autoregressive spline flows.
@@ -46,22 +48,35 @@ def input_degrees(order: Sequence[int]) -> np.ndarray:
     return order + 1
 
 
-def hidden_degrees(dim: int, width: int) -> np.ndarray:
-    """Cyclic degrees ``(k mod (D - 1)) + 1`` of a hidden layer of ``width`` units."""
-    return np.arange(width) % max(dim - 1, 1) + 1
+def rank_degrees(order: Sequence[int]) -> np.ndarray:
+    """Degrees ``order + 1`` of inputs whose ranks may tie (block-autoregressive).
+
+    ``order`` must take every value ``0..R-1`` (R <= D) and no other; variables
+    of equal rank do not see each other. A permutation (R = D) is plain MADE.
+    """
+    order = np.asarray(order, dtype=np.int32)
+    if order.size == 0 or sorted(set(order.tolist())) != list(range(int(order.max()) + 1)):
+        raise ValueError(f"order must take every value 0..R-1 for some R (ties allowed), "
+                         f"got {order.tolist()}")
+    return order + 1
+
+
+def hidden_degrees(num_ranks: int, width: int) -> np.ndarray:
+    """Cyclic degrees ``(k mod (R - 1)) + 1`` of a hidden layer of ``width`` units."""
+    return np.arange(width) % max(num_ranks - 1, 1) + 1
 
 
 def made_masks(order: Sequence[int], hidden: Sequence[int], num_params: int) -> list[np.ndarray]:
     """The 0/1 masks ``[fan_in, fan_out]`` of every layer, output layer last.
 
     The output layer has ``D * num_params`` units, unit ``i * num_params + p``
-    being parameter p of variable i.
+    being parameter p of variable i. ``order`` may tie (``rank_degrees``).
     """
-    degrees_in = input_degrees(order)
-    dim = degrees_in.size
+    degrees_in = rank_degrees(order)
+    num_ranks = int(degrees_in.max())
     masks, previous = [], degrees_in
     for width in hidden:
-        current = hidden_degrees(dim, width)
+        current = hidden_degrees(num_ranks, width)
         masks.append((current[None, :] >= previous[:, None]).astype(np.float32))
         previous = current
     out = np.repeat(degrees_in, num_params)
@@ -88,8 +103,9 @@ class MADE(nn.Module):
 
     Attributes:
       order: ``order[i]`` is the position of variable i in the autoregressive
-        order (a permutation of ``0..D-1``); output i depends on input j only
-        if ``order[j] < order[i]``.
+        order (a permutation of ``0..D-1``, or ranks ``0..R-1`` with ties for a
+        block-autoregressive network); output i depends on input j only if
+        ``order[j] < order[i]``.
       hidden: widths of the hidden layers.
       num_params: parameters per variable.
       activation: nonlinearity between layers.
