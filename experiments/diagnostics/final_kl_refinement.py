@@ -1,11 +1,14 @@
-"""The authors' final reverse-KL refinement, applied to a finished TemperFlow run, scored as it goes.
+"""More training at beta = 1 for a finished TemperFlow run, scored as it goes: the authors'
+final reverse-KL refinement (``--kind kl``) or more L2 rounds (``--kind l2``).
 
     python experiments/diagnostics/final_kl_refinement.py \
         --workdir runs/temperflow_clayton/p8-temperflow --stage 18 --rounds 4 --steps 200
 
 Restores the run's checkpoint after ``--stage`` stages (the workdir is only read), then trains
-``rounds`` x ``steps`` reverse-KL steps at beta = 1 and scores 20,000 draws
-before and after each round with the experiment's metrics.
+``rounds`` x ``steps`` steps at beta = 1 and scores 20,000 draws before and
+after each round with the experiment's metrics. An L2 round takes the flow as
+it starts the round for its reference and estimates log U_1 from it, as a
+stage of the sampler does.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from gmjax.training import Checkpointer
 flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run.")
 flags.DEFINE_integer("stage", None, "Restore the checkpoint after this many stages "
                      "(default: the last); the final L2 stage of an 18-beta run is 18.")
-flags.DEFINE_integer("rounds", 4, "Scored rounds of KL steps.")
-flags.DEFINE_integer("steps", 200, "KL steps per round (a multiple of train.steps_per_call).")
+flags.DEFINE_enum("kind", "kl", ["kl", "l2"], "Reverse KL or the L2 loss.")
+flags.DEFINE_integer("rounds", 4, "Scored rounds of training.")
+flags.DEFINE_integer("steps", 200, "Steps per round (a multiple of train.steps_per_call).")
 flags.DEFINE_float("lr", 1e-4, "Peak learning rate of each round's one-cycle schedule.")
 FLAGS = flags.FLAGS
 
@@ -53,9 +57,15 @@ def main(argv):
     params = state.params
     report(params, "restored:")
     for r in range(FLAGS.rounds):
-        params, summary = sampler.train_stage(params, "kl", 1.0, FLAGS.steps, FLAGS.lr,
-                                              jax.random.fold_in(key, 2 + r))
-        report(params, f"after {(r + 1) * FLAGS.steps} KL steps (loss {summary['loss_tail']:.3f}):")
+        round_key, estimate_key = jax.random.split(jax.random.fold_in(key, 2 + r))
+        extra = {}
+        if FLAGS.kind == "l2":
+            extra = {"ref_params": params,
+                     "log_u": sampler.estimate_log_u(params, 1.0, estimate_key)}
+        params, summary = sampler.train_stage(params, FLAGS.kind, 1.0, FLAGS.steps, FLAGS.lr,
+                                              round_key, **extra)
+        report(params, f"after {(r + 1) * FLAGS.steps} {FLAGS.kind.upper()} steps "
+                       f"(loss {summary['loss_tail']:.3f}):")
 
 
 if __name__ == "__main__":
