@@ -57,9 +57,10 @@ def main(argv):
     params = state.params
     report(params, "restored:")
     for r in range(FLAGS.rounds):
-        round_key, estimate_key = jax.random.split(jax.random.fold_in(key, 2 + r))
+        round_key = jax.random.fold_in(key, 2 + r)
         extra = {}
         if FLAGS.kind == "l2":
+            estimate_key = jax.random.fold_in(key, 1000 + r)
             extra = {"ref_params": params,
                      "log_u": sampler.estimate_log_u(params, 1.0, estimate_key)}
         params, summary = sampler.train_stage(params, FLAGS.kind, 1.0, FLAGS.steps, FLAGS.lr,
