@@ -32,6 +32,7 @@ flags.DEFINE_enum("kind", "kl", ["kl", "l2"], "Reverse KL or the L2 loss.")
 flags.DEFINE_integer("rounds", 4, "Scored rounds of training.")
 flags.DEFINE_integer("steps", 200, "Steps per round (a multiple of train.steps_per_call).")
 flags.DEFINE_float("lr", 1e-4, "Peak learning rate of each round's one-cycle schedule.")
+flags.DEFINE_integer("batch_size", None, "Draws per step (default: the run's data.batch_size).")
 FLAGS = flags.FLAGS
 
 
@@ -39,6 +40,8 @@ def main(argv):
     del argv
     runner.quiet_logging()
     config = E.load_run_config(FLAGS.workdir)
+    if FLAGS.batch_size:
+        config.data.batch_size = FLAGS.batch_size
     target = E.make_target(config)
     sampler = TemperFlow(E.build_flow(config.model, target.dim), target, E.sampler_config(config))
     state, _ = sampler.init(jax.random.PRNGKey(config.seed))
