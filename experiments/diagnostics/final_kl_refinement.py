@@ -33,6 +33,8 @@ flags.DEFINE_integer("rounds", 4, "Scored rounds of training.")
 flags.DEFINE_integer("steps", 200, "Steps per round (a multiple of train.steps_per_call).")
 flags.DEFINE_float("lr", 1e-4, "Peak learning rate of each round's one-cycle schedule.")
 flags.DEFINE_integer("batch_size", None, "Draws per step (default: the run's data.batch_size).")
+flags.DEFINE_float("log_u", None, "L2 rounds: use this log U_1 (e.g. 0 for a normalized "
+                   "target) instead of the importance-sampling estimate.")
 FLAGS = flags.FLAGS
 
 
@@ -64,8 +66,10 @@ def main(argv):
         extra = {}
         if FLAGS.kind == "l2":
             estimate_key = jax.random.fold_in(key, 1000 + r)
-            extra = {"ref_params": params,
-                     "log_u": sampler.estimate_log_u(params, 1.0, estimate_key)}
+            log_u = (FLAGS.log_u if FLAGS.log_u is not None
+                     else sampler.estimate_log_u(params, 1.0, estimate_key))
+            extra = {"ref_params": params, "log_u": log_u}
+            print(f"round {r + 1}: log U_1 = {log_u:.4f}", flush=True)
         params, summary = sampler.train_stage(params, FLAGS.kind, 1.0, FLAGS.steps, FLAGS.lr,
                                               round_key, **extra)
         report(params, f"after {(r + 1) * FLAGS.steps} {FLAGS.kind.upper()} steps "
