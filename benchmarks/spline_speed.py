@@ -56,14 +56,11 @@ def use(name: str) -> None:
     spline_module.RQSpline.__call__ = IMPLEMENTATIONS[name]
 
 
-def time_ms(fn: Callable[[], None], repeats: int, per: int) -> float:
-    fn()  # compile
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) / per * 1e3)
-    return statistics.median(times)
+def time_ms(fn: Callable[[], None], per: int) -> float:
+    """Milliseconds per step of one call of an already compiled ``fn``."""
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) / per * 1e3
 
 
 def elementwise_cases(args) -> Dict[str, Callable[[], Callable[[], None]]]:
@@ -136,7 +133,7 @@ def main():
         ms = {impl: [] for impl in IMPLEMENTATIONS}
         for _ in range(args.repeats):  # alternate, so load changes hit both
             for impl, run in runs.items():
-                ms[impl].append(time_ms(run, 1, per))
+                ms[impl].append(time_ms(run, per))
         med = {impl: statistics.median(v) for impl, v in ms.items()}
         results[name] = {"gmjax_ms": med["gmjax"], "distrax_ms": med["distrax"],
                          "ratio_distrax_over_gmjax": med["distrax"] / med["gmjax"]}

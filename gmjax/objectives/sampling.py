@@ -200,6 +200,8 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
     terms.
     """
 
+    kl_loss = make_reverse_kl_loss(sample_and_log_prob, target_log_prob, num_samples)
+
     def loss(params: PyTree, cond: PyTree, key: jax.Array) -> Tuple[jax.Array, Metrics]:
         # The reference draws use ``key`` itself, as they did before the KL term existed.
         y, log_r = sample_and_log_prob(cond["ref_params"], key, num_samples)
@@ -209,9 +211,8 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
         value = log_l2_reference(log_q, log_f, log_r, cond["log_u"], upweight=upweight)
         metrics = {"log_l2": value}
         if kl_weight:
-            x, log_q_own = sample_and_log_prob(params, jax.random.fold_in(key, 1), num_samples)
-            kl = reverse_kl(log_q_own, cond["beta"] * target_log_prob(x))
-            metrics["kl_plus_log_u"] = kl
+            kl, kl_metrics = kl_loss(params, cond, jax.random.fold_in(key, 1))
+            metrics.update(kl_metrics)
             value = value + kl_weight * kl
         return value, metrics
 
