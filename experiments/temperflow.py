@@ -11,6 +11,8 @@ a fixed beta grid), and the MCMC baselines ``mh``, ``hmc`` and ``pt``
 ``config.json``, ``metrics.jsonl`` (one record per tempering stage),
 ``metrics.json``, ``beta_trace.png`` (flows), ``samples.png`` and, for flows,
 ``checkpoints/`` after every stage (running again resumes at the next stage).
+On mixtures and Clayton a flow's stage records also hold its mode weights beside
+the tempered target's (``weight_trace``; plotted in ``weight_trace.png``).
 
 Metrics (against exact draws of the target, where it has them):
 
@@ -42,7 +44,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +61,7 @@ from gmjax.samplers.temperflow import (DEFAULT_REF_CUTOFFS, RejectionError, Sche
 from gmjax.targets import TARGETS, Target, build_target
 from gmjax.training import Checkpointer, MetricsWriter, data_mesh
 from gmjax.training.loop import NonFiniteError
-from gmjax.viz.samplers import plot_beta_trace, plot_sample_pairs
+from gmjax.viz.samplers import plot_beta_trace, plot_sample_pairs, plot_weight_trace
 
 FLOW_METHODS = {"temperflow": "temperflow", "temperflow+rej": "temperflow", "kl": "kl",
                 "l2-fixed-grid": "l2_fixed"}
@@ -135,6 +137,11 @@ def train_flow(config, target: Target, workdir: str, key: jax.Array,
         t0 = time.perf_counter()
         for state, schedule in sampler.run(state, schedule):
             train_seconds += time.perf_counter() - t0
+            if config.eval.stage_weight_draws:  # outside the timed training
+                schedule.stages[-1].update(stage_weights(
+                    sampler, state.params, target, schedule.stages[-1]["beta"],
+                    jax.random.fold_in(key, 10**6 + schedule.stage),
+                    config.eval.stage_weight_draws))
             record = dict(schedule.stages[-1], step=schedule.stage, split="stage",
                           train_seconds=train_seconds)
             writer.write(record)
@@ -148,6 +155,67 @@ def train_flow(config, target: Target, workdir: str, key: jax.Array,
         checkpointer.close()
     return {"sampler": sampler, "state": state, "schedule": schedule,
             "train_seconds": train_seconds}
+
+
+def weight_indicators(target: Target, x: np.ndarray) -> Optional[np.ndarray]:
+    """``[n, k]`` 0/1 indicators whose means are the weights the experiment checks.
+
+    Clayton: x_j > 0 for the first 8 coordinates (P = 0.3 at beta = 1);
+    mixtures: the nearest mode centre; other targets: None.
+    """
+    if hasattr(target, "sign_patterns"):
+        return (x[:, :8] > 0).astype(np.float64)
+    modes = target.modes()
+    if modes is None:
+        return None
+    centres = np.asarray(modes.centres)
+    nearest = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    return np.eye(len(centres))[nearest]
+
+
+def true_weights(target: Target) -> Optional[List[float]]:
+    """The weights ``weight_indicators`` estimate, at beta = 1 (None where unknown)."""
+    if hasattr(target, "sign_patterns"):
+        return [0.3] * 8
+    modes = target.modes()
+    if modes is None:
+        return None
+    w = np.asarray(modes.weights, np.float64)
+    return (w / w.sum()).tolist()
+
+
+def weight_trace(indicators: np.ndarray, log_f: np.ndarray, log_q: np.ndarray
+                 ) -> Dict[str, Any]:
+    """The flow's weights beside the tempered target's, both from the flow's draws.
+
+    ``indicators [n, k]`` of draws X_i ~ q, ``log_f`` = beta log f(X_i) and
+    ``log_q`` = log q(X_i). The flow's weights are the indicator means; the
+    target's are their self-normalized importance-sampling estimates under
+    p_beta (weights ∝ f^beta / q), consistent whatever q is, but only as
+    good as ``weights_is_ess`` (the weights' effective sample size) allows.
+    ``weights_lag`` = max_k |flow - target|: how far the flow's mode weights
+    trail the curve at this stage.
+    """
+    log_w = log_f - log_q
+    w = np.exp(log_w - np.max(log_w))
+    w /= w.sum()
+    flow = indicators.mean(axis=0)
+    est = w @ indicators
+    return {"weights_flow": flow.tolist(), "weights_target_is": est.tolist(),
+            "weights_is_ess": float(1.0 / np.sum(w ** 2)),
+            "weights_lag": float(np.max(np.abs(flow - est)))}
+
+
+def stage_weights(sampler: TemperFlow, params, target: Target, beta: float, key: jax.Array,
+                  n: int) -> Dict[str, Any]:
+    """``weight_trace`` of ``n`` draws of the flow after a stage ({} for other targets)."""
+    x, log_q = sampler.sample_and_log_prob(params, key, n)
+    x, log_q = np.asarray(x, np.float64), np.asarray(log_q, np.float64)
+    indicators = weight_indicators(target, x)
+    if indicators is None:
+        return {}
+    log_f = beta * np.asarray(sampler.target_log_prob(jnp.asarray(x)), np.float64)
+    return weight_trace(indicators, log_f, log_q)
 
 
 def draw_flow(config, trained: Dict[str, Any], target: Target, key: jax.Array):
@@ -318,6 +386,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if jax.process_index() == 0:
             plot_beta_trace(os.path.join(workdir, "beta_trace.png"), schedule.stages,
                             title=f"{config.method} on {config.data.name}")
+            plot_weight_trace(os.path.join(workdir, "weight_trace.png"), schedule.stages,
+                              true_weights(target), title=f"{config.method} on "
+                              f"{config.data.name}: mode weights along the curve")
     metrics.update(score(config, target, samples, eval_key))
     if config.method == "temperflow":
         # The same flow as a rejection proposal (TemperFlow+Rej.), without training it again.

@@ -82,6 +82,48 @@ def test_a_collapsed_importance_sample_is_flagged_and_warned_about(monkeypatch):
     assert schedule.phase == "mid"  # the run goes on; the record says why to distrust it
 
 
+def test_each_stage_draws_its_reference_estimates_once(monkeypatch):
+    # A middle stage's log U_beta and the kl behind the next beta come from the same
+    # reference draws: one estimate per stage, whose log U is the one trained with.
+    sampler = tiny_sampler()
+    calls = []
+    estimate = sampler.estimate
+
+    def counted(ref_params, beta, key):
+        est = estimate(ref_params, beta, key)
+        calls.append((beta, float(est.log_u_beta)))
+        return est
+
+    monkeypatch.setattr(sampler, "estimate", counted)
+    monkeypatch.setattr(sampler, "estimate_log_u",
+                        lambda ref_params, beta, key: calls.append((beta, "log_u")) or 0.0)
+    state, schedule = sampler.init(jax.random.PRNGKey(0))
+    for state, schedule in sampler.run(state, schedule):
+        pass
+    stages = schedule.stages
+    assert [k for k, _ in calls] == [s["beta"] for s in stages]  # one per stage
+    assert calls[-1] == (1.0, "log_u")  # the final stage needs only log U_1
+    for (_, log_u), s in zip(calls[1:-1], stages[1:-1]):
+        assert s["kind"] == "l2" and s["log_u"] == log_u and "kl" in s
+
+
+def test_weight_trace_is_the_importance_weighted_indicator_mean():
+    from experiments.temperflow import weight_trace
+    indicators = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], float)
+    log_q = np.log([0.4, 0.1, 0.3, 0.2])
+    # f / q = 1, 2, 3, 4 up to a constant: p gives the first mode (1 + 2) / 10.
+    log_f = log_q + np.log([1.0, 2.0, 3.0, 4.0]) + 5.0
+    out = weight_trace(indicators, log_f, log_q)
+    np.testing.assert_allclose(out["weights_flow"], [0.5, 0.5])
+    np.testing.assert_allclose(out["weights_target_is"], [0.3, 0.7])
+    assert out["weights_lag"] == pytest.approx(0.2)
+    assert out["weights_is_ess"] == pytest.approx(1.0 / np.sum((np.arange(1, 5) / 10) ** 2))
+    # A flow equal to the target up to its normalizer: no gap, every draw counts.
+    same = weight_trace(indicators, log_q - 3.0, log_q)
+    np.testing.assert_allclose(same["weights_target_is"], same["weights_flow"])
+    assert same["weights_is_ess"] == pytest.approx(4.0)
+
+
 def test_kl_sampler_is_one_stage_at_beta_one():
     sampler = tiny_sampler("kl")
     state, schedule = sampler.init(jax.random.PRNGKey(0))
@@ -120,6 +162,12 @@ def test_experiment_writes_the_contract_and_resumes(repo_root, tmp_path):
         assert 0 < rejection["acceptance_rate"] <= 1
     stages = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [s["step"] for s in stages] == list(range(1, len(stages) + 1))
+    # The mode weights along the curve: the flow's and the tempered target's, per stage.
+    assert (workdir / "weight_trace.png").exists()
+    for s in stages:
+        assert len(s["weights_flow"]) == len(s["weights_target_is"]) == 8  # circle's modes
+        assert sum(s["weights_flow"]) == pytest.approx(1.0)
+        assert 1.0 <= s["weights_is_ess"] <= 10_000
 
     # Running again finds every stage done: nothing is retrained, the betas are the same.
     again = script(repo_root, *args)

@@ -66,4 +66,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.timing_repeats = 5    # ... as the median of this many draws after compiling
     config.eval.replicates = 10       # adjusted W1 / MMD: replicates of ...
     config.eval.replicate_size = 1000  # ... this many points
+    # Flows: after every stage, the flow's mode weights (Clayton: P(x_j > 0)) beside
+    # the tempered target's, estimated by importance sampling from this many flow
+    # draws (metrics.jsonl, weight_trace.png; not timed as training). 0: off.
+    config.eval.stage_weight_draws = 10_000
     return config

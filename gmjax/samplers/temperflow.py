@@ -306,6 +306,10 @@ class TemperFlow:
     def log_prob(self, params: PyTree, x: jax.Array) -> jax.Array:
         return self._log_prob_jit(params, x)
 
+    def target_log_prob(self, x: jax.Array) -> jax.Array:
+        """The untempered log f of the target (jitted)."""
+        return self._target_log_prob(x)
+
     def estimate(self, ref_params: PyTree, beta: float, key: jax.Array) -> TemperingKL:
         """kl(beta), its derivative and log U_beta from ``estimate_draws`` reference draws."""
         y, log_r = self._sample_jit(ref_params, key, self.config.estimate_draws)
@@ -371,6 +375,7 @@ class TemperFlow:
             key = jax.random.fold_in(state.key, i)
             train_key, est_key = jax.random.split(key)
             record: Dict[str, Any] = {"stage": i}
+            est: Optional[TemperingKL] = None
             if schedule.phase == "init":
                 beta = math.exp(schedule.log_beta)
                 steps = c.steps_init + (c.steps_final if c.method == "kl" else 0)
@@ -381,7 +386,10 @@ class TemperFlow:
                 state = state.replace(params=params, ref_params=params)
             elif schedule.phase == "mid":
                 beta = math.exp(schedule.log_beta)
-                log_u = self.estimate_log_u(state.ref_params, beta, est_key)
+                # One set of reference draws gives log U_beta for this stage and, since
+                # the reference stays frozen through it, the kl behind the next beta.
+                est = self.estimate(state.ref_params, beta, est_key)
+                log_u = float(est.log_u_beta)
                 params, summary = self.train_stage(
                     state.params, "l2", beta, c.steps_mid, c.lr / math.sqrt(beta) * c.lr_decay ** i,
                     train_key, state.ref_params, log_u, desc=f"stage {i} L2 beta={beta:.3g}")
@@ -403,7 +411,7 @@ class TemperFlow:
             else:
                 raise ValueError(f"unknown schedule phase {schedule.phase!r}")
             record.update({k: v for k, v in summary.items() if k != "losses"})
-            self._advance(state, schedule, record, est_key)
+            self._advance(state, schedule, record, est_key, est)
             if schedule.phase != "done" and schedule.phase != "final_kl" and \
                     record.get("ref_updated"):
                 state = state.replace(ref_params=state.params)
@@ -412,8 +420,12 @@ class TemperFlow:
             yield state, schedule
 
     def _advance(self, state: SamplerState, schedule: Schedule, record: Dict[str, Any],
-                 key: jax.Array) -> None:
-        """Picks the next phase and beta after the stage just trained (in place)."""
+                 key: jax.Array, est: Optional[TemperingKL] = None) -> None:
+        """Picks the next phase and beta after the stage just trained (in place).
+
+        ``est``: the reference's estimates at this stage's beta when already made
+        (from the same reference and ``key``), else they are made here.
+        """
         c = self.config
         phase = schedule.phase
         if c.method == "kl":
@@ -430,7 +442,8 @@ class TemperFlow:
                 else:
                     schedule.phase, schedule.log_beta = "mid", float(np.log(grid[k]))
                 return
-            est = self.estimate(state.ref_params, beta, key)
+            if est is None:
+                est = self.estimate(state.ref_params, beta, key)
             kl, grad = float(est.kl), float(est.grad)
             delta = next_log_beta_step(kl, grad, beta, schedule.deltas, c.kl_decay)
             schedule.kls.append(kl)

@@ -40,6 +40,46 @@ def plot_beta_trace(path: str, stages: Sequence[Mapping[str, Any]], title: str =
     return save_figure(fig, path, title)
 
 
+def plot_weight_trace(path: str, stages: Sequence[Mapping[str, Any]],
+                      truth: Optional[Sequence[float]] = None, title: str = "") -> Optional[str]:
+    """The flow's mode weights along the tempering curve against the target's.
+
+    ``stages`` carry ``weights_flow`` and ``weights_target_is`` (importance-sampling
+    estimates under p_beta from the flow's own draws, ``weights_is_ess``). Left:
+    each weight per stage, flow solid, tempered target dashed, ``truth`` (the
+    weights at beta = 1) dotted. Right: the largest gap between the two and the
+    effective sample size behind the estimate. Returns None when no stage has them.
+    """
+    rows = [s for s in stages if "weights_flow" in s]
+    if not rows:
+        return None
+    betas = np.array([s["beta"] for s in rows])
+    flow = np.array([s["weights_flow"] for s in rows])
+    est = np.array([s["weights_target_is"] for s in rows])
+    index = np.arange(len(rows))
+    fig, (ax_w, ax_lag) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colors = plt.cm.tab10(np.linspace(0, 1, 10))
+    for k in range(flow.shape[1]):
+        c = colors[k % 10]
+        ax_w.plot(index, flow[:, k], "-", color=c, lw=1.2)
+        ax_w.plot(index, est[:, k], "--", color=c, lw=1)
+        if truth is not None:
+            ax_w.axhline(truth[k], color=c, ls=":", lw=0.8)
+    ax_w.set_xlabel("stage")
+    ax_w.set_ylabel("weight")
+    ax_w.set_title("flow (solid) vs p_beta by IS (dashed), beta = 1 truth (dotted)",
+                   fontsize=8)
+    ax_lag.plot(index, [s["weights_lag"] for s in rows], "o-", label="max |flow - IS|")
+    ax_lag.set_xlabel("stage")
+    ax_lag.set_ylabel("max weight gap")
+    twin = ax_lag.twinx()
+    twin.semilogy(index, [s["weights_is_ess"] for s in rows], "x:", color="0.5")
+    twin.set_ylabel("IS effective sample size", color="0.4")
+    ax_lag.set_title("beta: " + ", ".join(f"{b:.2g}" for b in betas[::max(1, len(betas) // 8)]),
+                     fontsize=8)
+    return save_figure(fig, path, title)
+
+
 def plot_sample_pairs(path: str, samples: np.ndarray, reference: np.ndarray,
                       pairs: Sequence[Tuple[int, int]] = ((0, 1),),
                       title: str = "", bounds: Optional[Sequence[float]] = None,
