@@ -55,6 +55,7 @@ from experiments import runner
 from gmjax import metrics as M
 from gmjax import viz
 from gmjax.models.flow import FLOW_MODELS, build_flow
+from gmjax.objectives.sampling import L2_FORMS
 from gmjax.samplers import mcmc
 from gmjax.samplers.temperflow import (DEFAULT_REF_CUTOFFS, RejectionError, Schedule, TemperFlow,
                                        TemperFlowConfig, rejection_sample)
@@ -67,7 +68,7 @@ FLOW_METHODS = {"temperflow": "temperflow", "temperflow+rej": "temperflow", "kl"
                 "l2-fixed-grid": "l2_fixed"}
 MCMC_METHODS = ("mh", "hmc", "pt")
 CHOICES = {"method": [*FLOW_METHODS, *MCMC_METHODS], "data.name": TARGETS,
-           "model.name": FLOW_MODELS}
+           "model.name": FLOW_MODELS, "sampler.l2_form": L2_FORMS}
 POSITIVE = ("data.batch_size", "train.steps", "train.steps_per_call", "optim.lr",
             "sampler.steps_init", "sampler.steps_final", "sampler.estimate_draws",
             "mcmc.num_chains", "mcmc.burn_in", "mcmc.thin", "eval.num_samples",
@@ -112,7 +113,7 @@ def sampler_config(config: ml_collections.ConfigDict) -> TemperFlowConfig:
         max_betas=s.max_betas, estimate_draws=s.estimate_draws,
         ref_cutoffs=None if s.ref_every_stage else DEFAULT_REF_CUTOFFS,
         num_fixed_betas=s.num_fixed_betas, upweight=s.upweight,
-        l2_kl_weight=s.l2_kl_weight, final_kl_steps=s.final_kl_steps,
+        l2_kl_weight=s.l2_kl_weight, l2_form=s.l2_form, final_kl_steps=s.final_kl_steps,
         grad_clip=config.optim.grad_clip, steps_per_call=config.train.steps_per_call)
 
 

@@ -189,6 +189,52 @@ def test_l2_reference_estimates_the_l2_distance():
     assert estimate == pytest.approx(exact, rel=0.02)
 
 
+def test_log_angle_reference_matches_the_closed_form_and_ignores_the_scale_of_f():
+    # cos(N(0, 1), N(1, 1)) = ∫ phi_0 phi_1 / ∫ phi^2 = exp(-1/4), so -log cos = 1/4.
+    y, log_r = reference_draws(400_000)
+    log_q, log_f = normal_logpdf(y, 0.0, 1.0), normal_logpdf(y, 1.0, 1.0)
+    assert float(S.log_angle_reference(log_q, log_f, log_r)) == pytest.approx(0.25, abs=0.01)
+    assert float(S.log_angle_reference(log_q, log_f + 7.0, log_r)) == pytest.approx(
+        float(S.log_angle_reference(log_q, log_f, log_r)), abs=1e-5)
+    assert float(S.log_angle_reference(log_f - 3.0, log_f, log_r)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_log_angle_reference_is_minimized_at_the_target():
+    y, log_r = reference_draws(50_000)
+    log_f = normal_logpdf(y, 1.0, 0.7) + 2.0
+
+    def loss(params):
+        log_q = normal_logpdf(y, params["mu"], jnp.exp(params["log_sigma"]))
+        return S.log_angle_reference(log_q, log_f, log_r)
+
+    mu, sigma = fit_gaussian(loss)
+    assert mu == pytest.approx(1.0, abs=0.03)
+    assert sigma == pytest.approx(0.7, abs=0.03)
+
+
+def test_an_underestimated_normalizer_starves_the_minority_mode_and_the_angle_does_not():
+    # q_a = a N(-2, 0.5^2) + (1 - a) N(2, 0.5^2) against the mixture 0.3 / 0.7. With
+    # log U too low by 0.22 (as the reference estimate was at Clayton p = 8's last stage)
+    # ||q - f / U||^2 is smallest at a = (1 - 0.4 c) / 2 = 0.251, c = e^0.22 (modes this
+    # far apart barely overlap); -log cos(q, f) needs no U and stays at 0.3.
+    y, log_r = reference_draws(200_000)
+    log_f = mixture_logpdf(y)
+    grid = np.linspace(0.2, 0.4, 81)
+
+    def argmin(loss):
+        values = [float(loss(jnp.logaddexp(math.log(a) + normal_logpdf(y, -2.0, 0.5),
+                                           math.log(1 - a) + normal_logpdf(y, 2.0, 0.5))))
+                  for a in grid]
+        return grid[int(np.argmin(values))]
+
+    assert argmin(lambda log_q: S.log_l2_reference(log_q, log_f, log_r, 0.0)) == \
+        pytest.approx(0.3, abs=0.006)
+    starved = argmin(lambda log_q: S.log_l2_reference(log_q, log_f, log_r, -0.22))
+    assert starved == pytest.approx((1 - 0.4 * math.exp(0.22)) / 2, abs=0.006)
+    assert argmin(lambda log_q: S.log_angle_reference(log_q, log_f, log_r)) == \
+        pytest.approx(0.3, abs=0.006)
+
+
 def test_reverse_kl_of_matching_gaussians_is_minus_log_constant():
     x = jax.random.normal(jax.random.PRNGKey(2), (1000,))
     log_q = normal_logpdf(x, 0.0, 1.0)

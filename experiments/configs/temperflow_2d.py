@@ -39,6 +39,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.sampler.num_fixed_betas = 10  # l2-fixed-grid: geometric grid from beta0 to 1
     config.sampler.upweight = False      # the authors' max(1, p/q)^2 variant of the L2 loss
     config.sampler.l2_kl_weight = 0.0    # w in log L2 + w KL(q || p_beta); 1: the authors' "l2+kl"
+    # "distance": QW's log ||q - f / U||^2 with U by importance sampling; "angle":
+    # -log cos(q, f), which needs no U (not in QW; docs/temperflow.md).
+    config.sampler.l2_form = "distance"
     config.sampler.min_acceptance = 0.01  # temperflow+rej: give up below this acceptance rate
     config.sampler.final_kl_steps = 0    # the authors' reverse-KL refinement after the final L2 stage
 

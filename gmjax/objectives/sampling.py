@@ -122,6 +122,26 @@ def log_l2_reference(log_q: jax.Array, log_f: jax.Array, log_r: jax.Array, log_u
     return _log_mean_exp(w)
 
 
+def log_angle_reference(log_q: jax.Array, log_f: jax.Array, log_r: jax.Array) -> jax.Array:
+    """``-log cos(q, f)``, the angle between q and f in L^2, by importance sampling from r.
+
+        cos(q, f) = ∫ q f / sqrt(∫ q^2 ∫ f^2),
+
+    each integral estimated from the same draws Y_i ~ r (weights 1 / r(Y_i)).
+    Not in QW: a variant of the L2 loss that needs no U_beta. By Cauchy-Schwarz
+    it is >= 0 (on the draws themselves too) and 0 exactly when q ∝ f, so its
+    minimizer is p_beta = f / U_beta whatever U_beta is. Its gradient is the L2
+    distance's with U_beta replaced by ∫ q f / ∫ q^2, a ratio of two estimates
+    from the same draws: mass the reference misses biases neither the way it
+    biases ``log_normalizer`` (low), which makes ||q - f / U||^2 favour q's
+    highest modes.
+    """
+    log_qq = _log_mean_exp(2.0 * log_q - log_r)
+    log_qf = _log_mean_exp(log_q + log_f - log_r)
+    log_ff = _log_mean_exp(2.0 * log_f - log_r)
+    return 0.5 * (log_qq + log_ff) - log_qf
+
+
 class TemperingKL(NamedTuple):
     """``kl = KL(p_beta || p_1)`` and ``grad = d kl / d beta`` (QW Section 3.3)."""
 
@@ -181,9 +201,14 @@ def make_reverse_kl_loss(sample_and_log_prob: SampleFn, target_log_prob: Callabl
     return loss
 
 
+# The L2 stage's loss: QW's log ||q - f / U||^2, or the U-free angle (not in QW).
+L2_FORMS = ("distance", "angle")
+
+
 def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
                  target_log_prob: Callable, num_samples: int, *,
-                 upweight: bool = False, kl_weight: float = 0.0) -> Callable:
+                 upweight: bool = False, kl_weight: float = 0.0,
+                 form: str = "distance") -> Callable:
     """``log ||q - p_beta||^2`` with draws from the frozen reference flow (the L2 sampler).
 
     The reference draws and their log-density carry no gradient
@@ -198,7 +223,16 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
     where p_beta has none, which is how the L2 sampler fails in high dimension
     (docs/temperflow.md). Metrics ``log_l2`` and ``kl_plus_log_u`` report the two
     terms.
+
+    ``form="angle"`` replaces ``log ||q - p||^2`` by ``-log cos(q, f)``
+    (``log_angle_reference``, metric ``log_angle``), which does not use
+    ``log_u``; ``upweight`` applies to the distance only.
     """
+    if form not in L2_FORMS:
+        raise ValueError(f"unknown L2 form {form!r}; expected one of {L2_FORMS}")
+    if form == "angle" and upweight:
+        raise ValueError("upweight is the authors' variant of the L2 distance; it has no "
+                         "meaning for form='angle'")
 
     kl_loss = make_reverse_kl_loss(sample_and_log_prob, target_log_prob, num_samples)
 
@@ -208,8 +242,12 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
         y, log_r = jax.lax.stop_gradient(y), jax.lax.stop_gradient(log_r)
         log_q = log_prob(params, y)
         log_f = cond["beta"] * target_log_prob(y)
-        value = log_l2_reference(log_q, log_f, log_r, cond["log_u"], upweight=upweight)
-        metrics = {"log_l2": value}
+        if form == "angle":
+            value = log_angle_reference(log_q, log_f, log_r)
+            metrics = {"log_angle": value}
+        else:
+            value = log_l2_reference(log_q, log_f, log_r, cond["log_u"], upweight=upweight)
+            metrics = {"log_l2": value}
         if kl_weight:
             kl, kl_metrics = kl_loss(params, cond, jax.random.fold_in(key, 1))
             metrics.update(kl_metrics)

@@ -59,8 +59,8 @@ from flax import struct
 from jax.sharding import Mesh
 
 from gmjax.flows.base import Flow
-from gmjax.objectives.sampling import (SampleFn, TemperingKL, log_normalizer, make_l2_loss,
-                                       make_reverse_kl_loss, tempering_kl)
+from gmjax.objectives.sampling import (L2_FORMS, SampleFn, TemperingKL, log_normalizer,
+                                       make_l2_loss, make_reverse_kl_loss, tempering_kl)
 from gmjax.targets.base import Target
 from gmjax.training.loop import NonFiniteError
 from gmjax.training.parallel import data_mesh, replicate
@@ -114,6 +114,9 @@ class TemperFlowConfig:
       l2_kl_weight: weight w of a reverse-KL term added to every L2 stage's
         loss, log L2 + w KL(q || p_beta) (the authors' ``"l2+kl"`` at w = 1;
         0: the plain L2 sampler).
+      l2_form: ``"distance"`` (QW: log ||q - f / U_beta||^2, U_beta by importance
+        sampling) or ``"angle"`` (-log cos(q, f), which needs no U_beta; not in
+        QW, see ``gmjax.objectives.sampling.log_angle_reference``).
       grad_clip: global-norm gradient clipping (0: off).
       steps_per_call: updates scanned in one compiled call.
     """
@@ -133,6 +136,7 @@ class TemperFlowConfig:
     num_fixed_betas: int = 10
     upweight: bool = False
     l2_kl_weight: float = 0.0
+    l2_form: str = "distance"
     final_kl_steps: int = 0
     grad_clip: float = 0.0
     steps_per_call: int = 100
@@ -142,6 +146,11 @@ class TemperFlowConfig:
             raise ValueError(f"unknown TemperFlow method {self.method!r}; valid: {METHODS}")
         if not 0.0 < self.beta0 < 1.0:
             raise ValueError(f"beta0 must be in (0, 1), got {self.beta0}")
+        if self.l2_form not in L2_FORMS:
+            raise ValueError(f"unknown l2_form {self.l2_form!r}; valid: {L2_FORMS}")
+        if self.l2_form == "angle" and self.upweight:
+            raise ValueError("upweight is a variant of the L2 distance; it cannot be combined "
+                             "with l2_form='angle'")
         if self.l2_kl_weight < 0.0:
             raise ValueError(f"l2_kl_weight must be >= 0, got {self.l2_kl_weight}")
         if not 0.0 < self.kl_decay < 1.0:
@@ -250,7 +259,7 @@ class TemperFlow:
                                              per_device)
         self._l2_loss = make_l2_loss(self._sample_and_log_prob, self._log_prob, target_log_prob,
                                      per_device, upweight=config.upweight,
-                                     kl_weight=config.l2_kl_weight)
+                                     kl_weight=config.l2_kl_weight, form=config.l2_form)
         self._optimizer = optax.inject_hyperparams(_adam, static_args=("grad_clip",))(
             learning_rate=0.0,
                                                           grad_clip=config.grad_clip)
