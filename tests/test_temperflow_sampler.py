@@ -193,3 +193,14 @@ def test_bad_method_stops_before_any_work(repo_root, tmp_path):
                  "--config.method=temperflo")
     assert out.returncode == 2
     assert "temperflow+rej" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_tempered_clayton_weights_by_defensive_importance_sampling():
+    # The diagnostic's reference curve: at beta = 1 it must give the known P(x_j > 0) = 0.3
+    # and log U_1 = 0 (the Clayton density is normalized), and at beta = 0.5 a value between
+    # the beta = 1 one and the flatter beta = 0.1 one (0.61, measured with 10^7 draws).
+    from experiments.diagnostics.weight_traces import tempered_positive_fraction
+    curve = tempered_positive_fraction(8, (0.5, 1.0), 200_000, batch=100_000)
+    assert curve["mean"][1] == pytest.approx(0.3, abs=0.006)
+    assert curve["log_u"][1] == pytest.approx(0.0, abs=0.01)
+    assert 0.53 < curve["mean"][0] < 0.58 and curve["ess"][0] > 10_000
