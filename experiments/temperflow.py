@@ -95,6 +95,21 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(merge(defaults, saved))
 
 
+def restore_flow(config: ml_collections.ConfigDict, workdir: str, stage: Optional[int] = None):
+    """``(target, sampler, state)`` of a run's flow after ``stage`` stages (default: the
+    last checkpoint), for read-only tools; ``config`` is the run's, e.g. from
+    ``load_run_config``, with any sampler settings the tool changes."""
+    target = make_target(config)
+    sampler = TemperFlow(build_flow(config.model, target.dim), target, sampler_config(config))
+    state, _ = sampler.init(jax.random.PRNGKey(config.seed))
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        state, _ = checkpointer.restore(state, step=stage)
+    finally:
+        checkpointer.close()
+    return target, sampler, state
+
+
 def make_target(config: ml_collections.ConfigDict) -> Target:
     name = config.data.name
     if name == "clayton":

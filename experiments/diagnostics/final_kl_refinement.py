@@ -14,7 +14,6 @@ stage of the sampler does.
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 import numpy as np
@@ -22,8 +21,6 @@ from absl import app, flags
 
 from experiments import runner
 from experiments import temperflow as E
-from gmjax.samplers.temperflow import TemperFlow
-from gmjax.training import Checkpointer
 
 flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run.")
 flags.DEFINE_integer("stage", None, "Restore the checkpoint after this many stages "
@@ -44,12 +41,7 @@ def main(argv):
     config = E.load_run_config(FLAGS.workdir)
     if FLAGS.batch_size:
         config.data.batch_size = FLAGS.batch_size
-    target = E.make_target(config)
-    sampler = TemperFlow(E.build_flow(config.model, target.dim), target, E.sampler_config(config))
-    state, _ = sampler.init(jax.random.PRNGKey(config.seed))
-    checkpointer = Checkpointer(os.path.join(FLAGS.workdir, "checkpoints"))
-    state, _ = checkpointer.restore(state, step=FLAGS.stage)
-    checkpointer.close()
+    target, sampler, state = E.restore_flow(config, FLAGS.workdir, FLAGS.stage)
     key = jax.random.PRNGKey(config.seed + 1)
 
     def report(params, label):

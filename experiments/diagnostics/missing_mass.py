@@ -21,8 +21,6 @@ draws, so they cannot pull mass into such a region.
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,8 +28,6 @@ from absl import app, flags
 
 from experiments import runner
 from experiments import temperflow as E
-from gmjax.samplers.temperflow import TemperFlow
-from gmjax.training import Checkpointer
 
 flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run on clayton.")
 flags.DEFINE_integer("stage", None, "Restore the checkpoint after this many stages "
@@ -47,12 +43,7 @@ def main(argv):
     if config.data.name != "clayton":
         raise app.UsageError(f"{FLAGS.workdir} is a run on {config.data.name!r}; this "
                              f"diagnostic reads Clayton runs (data.name = 'clayton')")
-    target = E.make_target(config)
-    sampler = TemperFlow(E.build_flow(config.model, target.dim), target, E.sampler_config(config))
-    state, _ = sampler.init(jax.random.PRNGKey(config.seed))
-    checkpointer = Checkpointer(os.path.join(FLAGS.workdir, "checkpoints"))
-    state, meta = checkpointer.restore(state, step=FLAGS.stage)
-    checkpointer.close()
+    target, sampler, state = E.restore_flow(config, FLAGS.workdir, FLAGS.stage)
 
     x = target.sample(seed=jax.random.PRNGKey(config.seed + 7), sample_shape=(FLAGS.draws,))
     gap = np.asarray(target.log_prob(x) - sampler.log_prob(state.params, x), np.float64)
