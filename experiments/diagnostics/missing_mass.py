@@ -21,6 +21,8 @@ draws, so they cannot pull mass into such a region.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,21 +38,15 @@ flags.DEFINE_integer("draws", 40_000, "Exact draws of the target.")
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-    del argv
-    runner.quiet_logging()
-    config = E.load_run_config(FLAGS.workdir)
-    if config.data.name != "clayton":
-        raise app.UsageError(f"{FLAGS.workdir} is a run on {config.data.name!r}; this "
-                             f"diagnostic reads Clayton runs (data.name = 'clayton')")
-    target, sampler, state = E.restore_flow(config, FLAGS.workdir, FLAGS.stage)
-
-    x = target.sample(seed=jax.random.PRNGKey(config.seed + 7), sample_shape=(FLAGS.draws,))
-    gap = np.asarray(target.log_prob(x) - sampler.log_prob(state.params, x), np.float64)
+def report(target, log_q: Callable[[jax.Array], jax.Array], key: jax.Array, draws: int,
+           label: str) -> float:
+    """Prints the breakdown described above for a flow density ``log_q``; returns the KL."""
+    x = target.sample(seed=key, sample_shape=(draws,))
+    gap = np.asarray(target.log_prob(x) - log_q(x), np.float64)
     depth = np.asarray(jnp.sum(target.marginal_log_cdf(x), axis=-1), np.float64)
     negatives = np.asarray(jnp.sum(x[:, :target.num_bimodal] < 0, axis=-1))
-    print(f"{FLAGS.workdir} (p = {target.dim}): forward KL(p || q) = {gap.mean():.3f} nats "
-          f"from {FLAGS.draws} exact draws; log f - log q > 2 on {np.mean(gap > 2):.3f} of them")
+    print(f"{label} (p = {target.dim}): forward KL(p || q) = {gap.mean():.3f} nats "
+          f"from {draws} exact draws; log f - log q > 2 on {np.mean(gap > 2):.3f} of them")
     print("by the number of negative coordinates among the first "
           f"{target.num_bimodal} (share of p, mean log f - log q):")
     for k in range(target.num_bimodal + 1):
@@ -63,6 +59,19 @@ def main(argv):
                                                   "75-95%", "95-100%")):
         m = (depth >= lo) & (depth <= hi)
         print(f"  {q:>7} [{lo:8.1f}, {hi:6.1f}]: {gap[m].mean():8.3f}")
+    return float(gap.mean())
+
+
+def main(argv):
+    del argv
+    runner.quiet_logging()
+    config = E.load_run_config(FLAGS.workdir)
+    if config.data.name != "clayton":
+        raise app.UsageError(f"{FLAGS.workdir} is a run on {config.data.name!r}; this "
+                             f"diagnostic reads Clayton runs (data.name = 'clayton')")
+    target, sampler, state = E.restore_flow(config, FLAGS.workdir, FLAGS.stage)
+    report(target, lambda x: sampler.log_prob(state.params, x),
+           jax.random.PRNGKey(config.seed + 7), FLAGS.draws, FLAGS.workdir)
 
 
 if __name__ == "__main__":
