@@ -42,6 +42,8 @@ flags.DEFINE_string("title", "", "Figure title.")
 flags.DEFINE_integer("truth_draws", 4_000_000, "Clayton: draws for the tempered target's "
                      "P_beta(x_j > 0) on a beta grid (0: do not estimate it).")
 flags.DEFINE_integer("dim", 8, "Clayton: the dimension p of the runs.")
+flags.DEFINE_float("min_truth_ess", 1000.0, "Plot the truth only at betas where its "
+                   "importance weights have at least this effective sample size.")
 FLAGS = flags.FLAGS
 
 TRUTH_BETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
@@ -106,11 +108,12 @@ def stage_rows(workdir: str) -> List[dict]:
 
 
 def plot(workdirs: Sequence[str], out: str, truth: float, title: str,
-         curve: Optional[Dict[str, np.ndarray]] = None) -> str:
+         curve: Optional[Dict[str, np.ndarray]] = None, min_truth_ess: float = 1000.0) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     if curve is not None:
-        ax.plot(curve["beta"], curve["mean"], "k-", marker="s", ms=3, lw=1.5,
-                label="p_beta, defensive IS (truth)")
+        ok = curve["ess"] >= min_truth_ess
+        ax.plot(curve["beta"][ok], curve["mean"][ok], "k-", marker="s", ms=3, lw=1.5,
+                label=f"p_beta, defensive IS (truth; ESS >= {min_truth_ess:g})")
     for k, workdir in enumerate(workdirs):
         rows = stage_rows(workdir)
         color = plt.cm.tab10(k % 10)
@@ -147,7 +150,7 @@ def main(argv):
             print(f"  beta {beta:.2f}  mean {curve['mean'][i]:.4f} [{curve['min'][i]:.4f}, "
                   f"{curve['max'][i]:.4f}]  ESS {curve['ess'][i]:.0f}  "
                   f"log U {curve['log_u'][i]:.4f}")
-    print(plot(argv[1:], FLAGS.out, FLAGS.truth, FLAGS.title, curve))
+    print(plot(argv[1:], FLAGS.out, FLAGS.truth, FLAGS.title, curve, FLAGS.min_truth_ess))
 
 
 if __name__ == "__main__":
