@@ -37,6 +37,10 @@ Writing log f(x) = -beta E(x) for the unnormalized tempered log-density:
 * **The normalizing constant** U_beta = E_{Y~r}[f(Y) / r(Y)], estimated by
   importance sampling with a log-sum-exp (``log_normalizer``).
 
+* **The angle** (not in QW; an ablation): -log cos(q, f) = 1/2 log ∫q^2 +
+  1/2 log ∫f^2 - log ∫q f, from the same reference draws
+  (``log_angle_reference``). Minimized at q = f / U_beta without knowing U_beta.
+
 * **KL along the tempering curve** (QW Section 3.3): with E_beta the
   expectation under p_beta,
 
