@@ -184,9 +184,8 @@ def weight_indicators(target: Target, x: np.ndarray) -> Optional[np.ndarray]:
     modes = target.modes()
     if modes is None:
         return None
-    centres = np.asarray(modes.centres)
-    nearest = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
-    return np.eye(len(centres))[nearest]
+    nearest = M.mode_metrics(jnp.asarray(x), modes.centres, modes.sd, modes.weights).assignment
+    return np.eye(len(modes.centres))[np.asarray(nearest)]
 
 
 def true_weights(target: Target) -> Optional[List[float]]:
@@ -226,12 +225,11 @@ def stage_weights(sampler: TemperFlow, params, target: Target, beta: float, key:
                   n: int) -> Dict[str, Any]:
     """``weight_trace`` of ``n`` draws of the flow after a stage ({} for other targets)."""
     x, log_q = sampler.sample_and_log_prob(params, key, n)
-    x, log_q = np.asarray(x, np.float64), np.asarray(log_q, np.float64)
-    indicators = weight_indicators(target, x)
+    indicators = weight_indicators(target, np.asarray(x))
     if indicators is None:
         return {}
-    log_f = beta * np.asarray(sampler.target_log_prob(jnp.asarray(x)), np.float64)
-    return weight_trace(indicators, log_f, log_q)
+    log_f = beta * np.asarray(sampler.target_log_prob(x), np.float64)
+    return weight_trace(indicators, log_f, np.asarray(log_q, np.float64))
 
 
 def draw_flow(config, trained: Dict[str, Any], target: Target, key: jax.Array):

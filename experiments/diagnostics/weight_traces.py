@@ -79,20 +79,23 @@ def tempered_positive_fraction(dim: int, betas: Sequence[float], num_draws: int,
         log_mix = jnp.logaddexp(log_f, broad_log_prob(x)) - math.log(2.0)
         return log_f, log_mix, x[:, :k] > 0
 
+    parts = [jax.device_get(draws(jax.random.PRNGKey(seed * 100_003 + i)))
+             for i in range(max(1, num_draws // batch))]
+    log_f, log_mix = (np.concatenate([np.float64(p[j]) for p in parts]) for j in (0, 1))
+    positive = np.concatenate([p[2] for p in parts])  # bool [n, 8]
     betas = np.asarray(betas, np.float64)
-    log_w, positive = [], []
-    for i in range(max(1, num_draws // batch)):
-        log_f, log_mix, pos = jax.device_get(draws(jax.random.PRNGKey(seed * 100_003 + i)))
-        log_w.append(betas[:, None] * np.float64(log_f)[None] - np.float64(log_mix)[None])
-        positive.append(np.float64(pos))
-    log_w, positive = np.concatenate(log_w, axis=1), np.concatenate(positive)
-    top = log_w.max(axis=1, keepdims=True)
-    w = np.exp(log_w - top)
-    log_u = np.log(w.mean(axis=1)) + top[:, 0]
-    w /= w.sum(axis=1, keepdims=True)
-    est = w @ positive
+    est, ess, log_u = [], [], []
+    for beta in betas:  # one [n] weight vector at a time
+        log_w = beta * log_f - log_mix
+        top = log_w.max()
+        w = np.exp(log_w - top)
+        log_u.append(np.log(w.mean()) + top)
+        w /= w.sum()
+        est.append(w @ positive)
+        ess.append(1.0 / np.sum(w ** 2))
+    est = np.asarray(est)
     return {"beta": betas, "mean": est.mean(1), "min": est.min(1), "max": est.max(1),
-            "ess": 1.0 / np.sum(w ** 2, axis=1), "log_u": log_u}
+            "ess": np.asarray(ess), "log_u": np.asarray(log_u)}
 
 
 def stage_rows(workdir: str) -> List[dict]:
