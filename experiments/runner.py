@@ -221,15 +221,24 @@ def fit_with_config(config: ml_collections.ConfigDict, state: Any, train_step: C
 
 def run(train_and_evaluate: Callable[..., Mapping[str, Any]], config: ml_collections.ConfigDict,
         workdir: str, choices: Choices, positive: Iterable[str] = (),
-        progress: Optional[bool] = None) -> Mapping[str, Any]:
-    """Checks ``config``, prepares ``workdir`` and runs the experiment in it."""
+        progress: Optional[bool] = None,
+        check: Optional[Callable[[ml_collections.ConfigDict], None]] = None
+        ) -> Mapping[str, Any]:
+    """Checks ``config``, prepares ``workdir`` and runs the experiment in it.
+
+    ``check(config)``: a family's own checks (raising ``ConfigError``), run with
+    the shared ones before anything is written.
+    """
     validate(config, choices, positive)
+    if check is not None:
+        check(config)
     prepare_workdir(config, workdir)
     return train_and_evaluate(config, workdir, progress=progress)
 
 
 def main(train_and_evaluate: Callable[[ml_collections.ConfigDict, str], Mapping[str, Any]],
-         choices: Choices, positive: Iterable[str] = ()) -> None:
+         choices: Choices, positive: Iterable[str] = (),
+         check: Optional[Callable[[ml_collections.ConfigDict], None]] = None) -> None:
     """Runs a family's ``train_and_evaluate`` as a command-line program."""
 
     def program(argv):
@@ -244,7 +253,7 @@ def main(train_and_evaluate: Callable[[ml_collections.ConfigDict, str], Mapping[
         config = FLAGS.config
         try:
             metrics = run(train_and_evaluate, config, FLAGS.workdir, choices, positive,
-                          FLAGS.progress)
+                          FLAGS.progress, check)
         except ConfigError as e:
             sys.stderr.write(f"error: {e}\n")
             sys.exit(2)

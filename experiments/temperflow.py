@@ -129,7 +129,18 @@ def sampler_config(config: ml_collections.ConfigDict) -> TemperFlowConfig:
         ref_cutoffs=None if s.ref_every_stage else DEFAULT_REF_CUTOFFS,
         num_fixed_betas=s.num_fixed_betas, upweight=s.upweight,
         l2_kl_weight=s.l2_kl_weight, l2_form=s.l2_form, final_kl_steps=s.final_kl_steps,
+        defensive_share=s.defensive_share, defensive_scale=s.defensive_scale,
         grad_clip=config.optim.grad_clip, steps_per_call=config.train.steps_per_call)
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Builds a flow method's ``TemperFlowConfig`` so its checks run before the workdir is made."""
+    if config.method in FLOW_METHODS:
+        try:
+            sampler_config(config)
+        except ValueError as e:
+            raise runner.ConfigError(f"bad sampler settings (--config.sampler.*, "
+                                     f"--config.train.*): {e}") from None
 
 
 def train_flow(config, target: Target, workdir: str, key: jax.Array,
@@ -434,4 +445,4 @@ def _title(config, metrics: Dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     runner.define_flags()
-    runner.main(train_and_evaluate, CHOICES, POSITIVE)
+    runner.main(train_and_evaluate, CHOICES, POSITIVE, check_config)

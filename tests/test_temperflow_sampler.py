@@ -25,12 +25,12 @@ TINY = ["--config.model.name=spline_coupling", "--config.model.num_layers=2",
         "--config.eval.replicate_size=200"]
 
 
-def tiny_sampler(method="temperflow", final_kl_steps=0):
+def tiny_sampler(method="temperflow", final_kl_steps=0, **options):
     flow = build_flow({"name": "spline_coupling", "num_layers": 2, "hidden": (16,),
                        "num_bins": 8, "bound": 8.0}, 2)
     config = TemperFlowConfig(method=method, steps_init=40, steps_mid=40, steps_final=40,
                               batch_size=256, steps_per_call=20, max_betas=3,
-                              estimate_draws=2000, final_kl_steps=final_kl_steps)
+                              estimate_draws=2000, final_kl_steps=final_kl_steps, **options)
     return TemperFlow(flow, build_target("circle"), config)
 
 
@@ -105,6 +105,40 @@ def test_each_stage_draws_its_reference_estimates_once(monkeypatch):
     assert calls[-1] == (1.0, "log_u")  # the final stage needs only log U_1
     for (_, log_u), s in zip(calls[1:-1], stages[1:-1]):
         assert s["kind"] == "l2" and s["log_u"] == log_u and "kl" in s
+
+
+def test_defensive_reference_draws_carry_the_mixture_density_through_the_flow():
+    # With a share of the latents from N(0, 2^2 I), the reference's log-density is the
+    # latent mixture's minus the forward log-det. Checked against the inverse pass: the
+    # weights q(Y) / r(Y) must recover the flow's own second moment, which the draws
+    # themselves overstate (they come from a wider density).
+    sampler = tiny_sampler(defensive_share=0.5, defensive_scale=2.0)
+    state, schedule = sampler.init(jax.random.PRNGKey(0))
+    state, schedule = next(sampler.run(state, schedule))  # a trained, non-trivial flow
+    n = 40_000
+    y, log_r = sampler._reference_jit(state.params, jax.random.PRNGKey(1), n)
+    log_q = sampler.log_prob(state.params, y)
+    w = np.exp(np.asarray(log_q - log_r, np.float64))
+    assert w.max() <= 2.0 + 1e-3  # q / r = 1 / (1/2 + ratio / 2) with ratio > 0
+    second = np.sum(np.asarray(y, np.float64) ** 2, axis=1)
+    own = np.sum(np.asarray(sampler.sample(state.params, jax.random.PRNGKey(2), n),
+                            np.float64) ** 2, axis=1)
+    assert np.mean(w * second) == pytest.approx(own.mean(), rel=0.03)
+    assert second.mean() > 1.3 * own.mean()
+    assert np.mean(w) == pytest.approx(1.0, abs=0.02)
+
+
+def test_a_run_with_a_defensive_reference_and_bad_shares_are_refused():
+    sampler = tiny_sampler(defensive_share=0.3, defensive_scale=2.0)
+    state, schedule = sampler.init(jax.random.PRNGKey(0))
+    for state, schedule in sampler.run(state, schedule):
+        pass
+    assert schedule.phase == "done" and schedule.betas[-1] == 1.0
+    assert all(np.isfinite(s["loss"]) for s in schedule.stages)
+    with pytest.raises(ValueError, match="defensive_share must be in"):
+        TemperFlowConfig(defensive_share=1.0)
+    with pytest.raises(ValueError, match="defensive_scale must be > 1"):
+        TemperFlowConfig(defensive_share=0.2, defensive_scale=1.0)
 
 
 def test_weight_trace_is_the_importance_weighted_indicator_mean():
@@ -193,6 +227,14 @@ def test_bad_method_stops_before_any_work(repo_root, tmp_path):
                  "--config.method=temperflo")
     assert out.returncode == 2
     assert "temperflow+rej" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_sampler_setting_stops_before_any_work(repo_root, tmp_path):
+    out = script(repo_root, f"--config={CONFIG}", f"--workdir={tmp_path / 'bad'}",
+                 "--config.sampler.defensive_share=1.2")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "defensive_share must be in [0, 1), got 1.2" in out.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 def test_tempered_clayton_weights_by_defensive_importance_sampling():

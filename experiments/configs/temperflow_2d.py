@@ -42,6 +42,11 @@ def get_config() -> ml_collections.ConfigDict:
     # "distance": QW's log ||q - f / U||^2 with U by importance sampling; "angle":
     # -log cos(q, f), which needs no U (not in QW; docs/temperflow.md).
     config.sampler.l2_form = "distance"
+    # Defensive reference (not in QW): a share of the reference draws comes from the
+    # flow pushed from N(0, scale^2 I), so the L2 loss and the log U / kl estimates see
+    # mass beyond the flow's tails (docs/temperflow.md). share 0: off (QW).
+    config.sampler.defensive_share = 0.0
+    config.sampler.defensive_scale = 1.5
     config.sampler.min_acceptance = 0.01  # temperflow+rej: give up below this acceptance rate
     config.sampler.final_kl_steps = 0    # the authors' reverse-KL refinement after the final L2 stage
 

@@ -76,3 +76,11 @@ class Flow(nn.Module):
     def sample_and_log_prob(self, key: jax.Array, n: int) -> Tuple[jax.Array, jax.Array]:
         """Reparameterized samples and their log-density (reverse-KL objectives use both)."""
         return self.distribution().sample_and_log_prob(seed=key, sample_shape=(n,))
+
+    def forward_and_log_det(self, z: jax.Array) -> Tuple[jax.Array, jax.Array]:
+        """The sampling map on given latents: ``z -> (x, log|det dx/dz|)``, batch ``[n, *event]``.
+
+        For latents drawn from another base density b, ``log b(z) - log_det`` is the
+        log-density of x under that base pushed through the flow.
+        """
+        return self.bijector().forward_and_log_det(z)

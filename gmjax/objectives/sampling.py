@@ -37,6 +37,17 @@ Writing log f(x) = -beta E(x) for the unnormalized tempered log-density:
 * **The normalizing constant** U_beta = E_{Y~r}[f(Y) / r(Y)], estimated by
   importance sampling with a log-sum-exp (``log_normalizer``).
 
+* **A defensive reference** (not in QW; Hesterberg, 1995, "Weighted average
+  importance sampling and defensive mixture distributions", Technometrics 37,
+  185-194). Every estimate above averages over Y ~ r, so mass the reference
+  flow lacks is mass no estimate sees: U_beta comes out low and the L2 loss
+  has no term there. Drawing the reference's latents from the mixture
+  (1 - a) N(0, I) + a N(0, s^2 I) instead of N(0, I) pushes a share a of the
+  draws further into the flow's own tails; the density of the mixture pushed
+  through the flow is the flow's Jacobian term plus the mixture's latent
+  log-density (``defensive_latent_draws``, ``defensive_latent_log_prob``), so no
+  inverse pass is needed. At a = 0 it is the plain reference.
+
 * **The angle** (not in QW; an ablation): -log cos(q, f) = 1/2 log ∫q^2 +
   1/2 log ∫f^2 - log ∫q f, from the same reference draws
   (``log_angle_reference``). Minimized at q = f / U_beta without knowing U_beta.
@@ -59,7 +70,7 @@ metrics)`` signature of the train-step builders.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, NamedTuple, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -94,6 +105,35 @@ def log_normalizer(log_f: jax.Array, log_r: jax.Array) -> jax.Array:  # [n], [n]
     sample sizes used here.
     """
     return _log_mean_exp(log_f - log_r)
+
+
+def defensive_latent_draws(key: jax.Array, n: int, event_shape: Tuple[int, ...], scale: float,
+                           share: float) -> jax.Array:
+    """``n`` latents from the mixture (1 - share) N(0, I) + share N(0, scale^2 I), ``[n, *event]``.
+
+    Stratified: the last ``round(share * n)`` draws are the wide component's, so
+    the estimates that average f / r over them are unbiased for any ``n``
+    (a deterministic-mixture estimator; with share = 0, plain N(0, I) draws).
+    """
+    z = jax.random.normal(key, (n, *event_shape))
+    wide = int(round(share * n))
+    if not wide:
+        return z
+    return z.at[n - wide:].multiply(scale)
+
+
+def defensive_latent_log_prob(z: jax.Array, scale: float, share: float,
+                              event_ndims: int = 1) -> jax.Array:
+    """``log[(1 - share) N(z; 0, I) + share N(z; 0, scale^2 I)]``, summed over the event axes."""
+    axes = tuple(range(z.ndim - event_ndims, z.ndim))
+    dim = math.prod(z.shape[z.ndim - event_ndims:])
+    sq = jnp.sum(jnp.square(z), axis=axes)
+    log_narrow = -0.5 * sq - 0.5 * dim * math.log(2.0 * math.pi)
+    if not share:
+        return log_narrow
+    # log N(z; 0, s^2 I) - log N(z; 0, I) = |z|^2 (1 - 1/s^2) / 2 - d log s
+    log_ratio = 0.5 * sq * (1.0 - scale ** -2) - dim * math.log(scale)
+    return log_narrow + jnp.logaddexp(math.log1p(-share), math.log(share) + log_ratio)
 
 
 def reverse_kl(log_q: jax.Array, log_f: jax.Array) -> jax.Array:  # [n], [n] -> []
@@ -212,7 +252,8 @@ L2_FORMS = ("distance", "angle")
 def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
                  target_log_prob: Callable, num_samples: int, *,
                  upweight: bool = False, kl_weight: float = 0.0,
-                 form: str = "distance") -> Callable:
+                 form: str = "distance",
+                 reference_sample: Optional[SampleFn] = None) -> Callable:
     """``log ||q - p_beta||^2`` with draws from the frozen reference flow (the L2 sampler).
 
     The reference draws and their log-density carry no gradient
@@ -231,6 +272,10 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
     ``form="angle"`` replaces ``log ||q - p||^2`` by ``-log cos(q, f)``
     (``log_angle_reference``, metric ``log_angle``), which does not use
     ``log_u``; ``upweight`` applies to the distance only.
+
+    ``reference_sample(ref_params, key, n) -> (y, log r(y))`` draws the reference
+    points (default: ``sample_and_log_prob``, the reference flow itself; a
+    defensive reference passes its own, see ``defensive_latent_log_prob``).
     """
     if form not in L2_FORMS:
         raise ValueError(f"unknown L2 form {form!r}; expected one of {L2_FORMS}")
@@ -239,10 +284,11 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
                          "meaning for form='angle'")
 
     kl_loss = make_reverse_kl_loss(sample_and_log_prob, target_log_prob, num_samples)
+    reference_sample = reference_sample or sample_and_log_prob
 
     def loss(params: PyTree, cond: PyTree, key: jax.Array) -> Tuple[jax.Array, Metrics]:
         # The reference draws use ``key`` itself, as they did before the KL term existed.
-        y, log_r = sample_and_log_prob(cond["ref_params"], key, num_samples)
+        y, log_r = reference_sample(cond["ref_params"], key, num_samples)
         y, log_r = jax.lax.stop_gradient(y), jax.lax.stop_gradient(log_r)
         log_q = log_prob(params, y)
         log_f = cond["beta"] * target_log_prob(y)

@@ -59,7 +59,8 @@ from flax import struct
 from jax.sharding import Mesh
 
 from gmjax.flows.base import Flow
-from gmjax.objectives.sampling import (SampleFn, TemperingKL, log_normalizer, make_l2_loss,
+from gmjax.objectives.sampling import (SampleFn, TemperingKL, defensive_latent_draws,
+                                       defensive_latent_log_prob, log_normalizer, make_l2_loss,
                                        make_reverse_kl_loss, tempering_kl)
 from gmjax.targets.base import Target
 from gmjax.training.loop import NonFiniteError
@@ -117,6 +118,11 @@ class TemperFlowConfig:
       l2_form: ``"distance"`` (QW: log ||q - f / U_beta||^2, U_beta by importance
         sampling) or ``"angle"`` (-log cos(q, f), which needs no U_beta; not in
         QW, see ``gmjax.objectives.sampling.log_angle_reference``).
+      defensive_share, defensive_scale: the reference draws' latents come from
+        (1 - share) N(0, I) + share N(0, scale^2 I) instead of N(0, I), for the
+        L2 loss and for the kl and log U_beta estimates (a defensive mixture,
+        not in QW: it lets the estimates see mass beyond the flow's own tails;
+        ``gmjax.objectives.sampling.defensive_latent_log_prob``). share = 0: off.
       grad_clip: global-norm gradient clipping (0: off).
       steps_per_call: updates scanned in one compiled call.
     """
@@ -138,6 +144,8 @@ class TemperFlowConfig:
     l2_kl_weight: float = 0.0
     l2_form: str = "distance"
     final_kl_steps: int = 0
+    defensive_share: float = 0.0
+    defensive_scale: float = 1.5
     grad_clip: float = 0.0
     steps_per_call: int = 100
 
@@ -148,6 +156,11 @@ class TemperFlowConfig:
             raise ValueError(f"beta0 must be in (0, 1), got {self.beta0}")
         if self.l2_kl_weight < 0.0:
             raise ValueError(f"l2_kl_weight must be >= 0, got {self.l2_kl_weight}")
+        if not 0.0 <= self.defensive_share < 1.0:
+            raise ValueError(f"defensive_share must be in [0, 1), got {self.defensive_share}")
+        if self.defensive_share and not self.defensive_scale > 1.0:
+            raise ValueError(f"defensive_scale must be > 1 (the wide latent component's sd) "
+                             f"when defensive_share > 0, got {self.defensive_scale}")
         if not 0.0 < self.kl_decay < 1.0:
             raise ValueError(f"kl_decay must be in (0, 1), got {self.kl_decay}")
         for name in ("steps_init", "steps_mid", "steps_final", "final_kl_steps"):
@@ -254,12 +267,14 @@ class TemperFlow:
                                              per_device)
         self._l2_loss = make_l2_loss(self._sample_and_log_prob, self._log_prob, target_log_prob,
                                      per_device, upweight=config.upweight,
-                                     kl_weight=config.l2_kl_weight, form=config.l2_form)
+                                     kl_weight=config.l2_kl_weight, form=config.l2_form,
+                                     reference_sample=self._reference_sample_and_log_prob)
         self._optimizer = optax.inject_hyperparams(_adam, static_args=("grad_clip",))(
             learning_rate=0.0,
                                                           grad_clip=config.grad_clip)
         self._steps = {"kl": self._build_step(self._kl_loss), "l2": self._build_step(self._l2_loss)}
         self._sample_jit = jax.jit(self._sample_and_log_prob, static_argnums=2)
+        self._reference_jit = jax.jit(self._reference_sample_and_log_prob, static_argnums=2)
         self._log_prob_jit = jax.jit(self._log_prob)
         self._target_log_prob = jax.jit(target_log_prob)
 
@@ -269,6 +284,18 @@ class TemperFlow:
 
     def _sample_and_log_prob(self, params: PyTree, key: jax.Array, n: int):
         return self.flow.apply(params, key, n, method=Flow.sample_and_log_prob)
+
+    def _reference_sample_and_log_prob(self, params: PyTree, key: jax.Array, n: int):
+        """Draws of the reference and their log-density: the flow itself, or with
+        ``defensive_share > 0`` the flow pushed from the defensive latent mixture."""
+        c = self.config
+        if not c.defensive_share:
+            return self._sample_and_log_prob(params, key, n)
+        shape = tuple(self.flow.event_shape)
+        z = defensive_latent_draws(key, n, shape, c.defensive_scale, c.defensive_share)
+        x, log_det = self.flow.apply(params, z, method=Flow.forward_and_log_det)
+        log_b = defensive_latent_log_prob(z, c.defensive_scale, c.defensive_share, len(shape))
+        return x, log_b - log_det
 
     def _log_prob(self, params: PyTree, x: jax.Array) -> jax.Array:
         return self.flow.apply(params, x, method=Flow.log_prob)
@@ -316,13 +343,13 @@ class TemperFlow:
 
     def estimate(self, ref_params: PyTree, beta: float, key: jax.Array) -> TemperingKL:
         """kl(beta), its derivative and log U_beta from ``estimate_draws`` reference draws."""
-        y, log_r = self._sample_jit(ref_params, key, self.config.estimate_draws)
+        y, log_r = self._reference_jit(ref_params, key, self.config.estimate_draws)
         energy = -self._target_log_prob(y)
         return jax.device_get(tempering_kl(energy, log_r, jnp.asarray(beta, log_r.dtype)))
 
     def estimate_log_u(self, ref_params: PyTree, beta: float, key: jax.Array) -> float:
         """log U_beta = log ∫ exp(beta log f) by importance sampling from the reference."""
-        y, log_r = self._sample_jit(ref_params, key, self.config.estimate_draws)
+        y, log_r = self._reference_jit(ref_params, key, self.config.estimate_draws)
         return float(log_normalizer(beta * self._target_log_prob(y), log_r))
 
     def train_stage(self, params: PyTree, kind: str, beta: float, num_steps: int, lr: float,
