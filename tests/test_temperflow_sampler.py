@@ -116,7 +116,7 @@ def test_defensive_reference_draws_carry_the_mixture_density_through_the_flow():
     state, schedule = sampler.init(jax.random.PRNGKey(0))
     state, schedule = next(sampler.run(state, schedule))  # a trained, non-trivial flow
     n = 40_000
-    y, log_r = sampler._reference_jit(state.params, jax.random.PRNGKey(1), n)
+    y, log_r = sampler.reference_sample_and_log_prob(state.params, jax.random.PRNGKey(1), n)
     log_q = sampler.log_prob(state.params, y)
     w = np.exp(np.asarray(log_q - log_r, np.float64))
     assert w.max() <= 2.0 + 1e-3  # q / r = 1 / (1/2 + ratio / 2) with ratio > 0

@@ -334,6 +334,11 @@ class TemperFlow:
     def sample_and_log_prob(self, params: PyTree, key: jax.Array, n: int):
         return self._sample_jit(params, key, n)
 
+    def reference_sample_and_log_prob(self, params: PyTree, key: jax.Array, n: int):
+        """Draws as the L2 loss and the estimates take them from a reference with
+        ``params`` (the defensive mixture when ``defensive_share > 0``), and log r."""
+        return self._reference_jit(params, key, n)
+
     def log_prob(self, params: PyTree, x: jax.Array) -> jax.Array:
         return self._log_prob_jit(params, x)
 
