@@ -234,13 +234,24 @@ def weight_trace(indicators: np.ndarray, log_f: np.ndarray, log_q: np.ndarray
 
 def stage_weights(sampler: TemperFlow, params, target: Target, beta: float, key: jax.Array,
                   n: int) -> Dict[str, Any]:
-    """``weight_trace`` of ``n`` draws of the flow after a stage ({} for other targets)."""
+    """``weight_trace`` of ``n`` draws of the flow after a stage ({} for other targets).
+
+    Clayton also records ``sign_counts_flow``: the flow's shares of draws with
+    k = 0 ... 8 of the first 8 coordinates negative (p's are U-shaped at beta = 1,
+    a third of the mass at k = 8; a flow without the copula's dependence has
+    nearly binomial ones).
+    """
     x, log_q = sampler.sample_and_log_prob(params, key, n)
-    indicators = weight_indicators(target, np.asarray(x))
+    x = np.asarray(x)
+    indicators = weight_indicators(target, x)
     if indicators is None:
         return {}
     log_f = beta * np.asarray(sampler.target_log_prob(x), np.float64)
-    return weight_trace(indicators, log_f, np.asarray(log_q, np.float64))
+    out = weight_trace(indicators, log_f, np.asarray(log_q, np.float64))
+    if hasattr(target, "sign_patterns"):
+        counts = np.sum(x[:, :8] < 0, axis=1)
+        out["sign_counts_flow"] = (np.bincount(counts, minlength=9) / len(counts)).tolist()
+    return out
 
 
 def draw_flow(config, trained: Dict[str, Any], target: Target, key: jax.Array):

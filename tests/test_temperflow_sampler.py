@@ -158,6 +158,23 @@ def test_weight_trace_is_the_importance_weighted_indicator_mean():
     assert same["weights_is_ess"] == pytest.approx(4.0)
 
 
+def test_clayton_stage_records_carry_the_flows_sign_counts():
+    from experiments.temperflow import stage_weights
+    target = build_target("clayton", dim=8)
+    flow = build_flow({"name": "spline_coupling", "num_layers": 2, "hidden": (16,),
+                       "num_bins": 8, "bound": 6.0}, 8)
+    sampler = TemperFlow(flow, target, TemperFlowConfig(batch_size=256, steps_per_call=20,
+                                                        steps_init=40, steps_mid=40,
+                                                        steps_final=40))
+    state, _ = sampler.init(jax.random.PRNGKey(0))
+    out = stage_weights(sampler, state.params, target, 0.5, jax.random.PRNGKey(1), 4000)
+    x = np.asarray(sampler.sample(state.params, jax.random.PRNGKey(1), 4000))
+    negatives = np.sum(x[:, :8] < 0, axis=1)
+    expected = [np.mean(negatives == k) for k in range(9)]
+    np.testing.assert_allclose(out["sign_counts_flow"], expected)
+    np.testing.assert_allclose(out["weights_flow"], np.mean(x[:, :8] > 0, axis=0))
+
+
 def test_kl_sampler_is_one_stage_at_beta_one():
     sampler = tiny_sampler("kl")
     state, schedule = sampler.init(jax.random.PRNGKey(0))
@@ -246,3 +263,10 @@ def test_tempered_clayton_weights_by_defensive_importance_sampling():
     assert curve["mean"][1] == pytest.approx(0.3, abs=0.006)
     assert curve["log_u"][1] == pytest.approx(0.0, abs=0.01)
     assert 0.53 < curve["mean"][0] < 0.58 and curve["ess"][0] > 10_000
+    # The shares of the sign counts at beta = 1 against exact draws (U-shaped: a third
+    # of the mass has all 8 signs negative).
+    x = np.asarray(build_target("clayton", dim=8).sample(seed=jax.random.PRNGKey(9),
+                                                         sample_shape=(100_000,)))
+    exact = np.bincount(np.sum(x[:, :8] < 0, axis=1), minlength=9) / len(x)
+    np.testing.assert_allclose(curve["counts"][1], exact, atol=0.01)
+    assert curve["counts"][1].sum() == pytest.approx(1.0) and exact[8] > 0.3

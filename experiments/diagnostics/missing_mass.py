@@ -8,7 +8,10 @@ exactly and reports the forward KL(p || q) = E_p[log f - log q] (the Clayton
 density is normalized), then E_p[log f - log q] within groups of the draws:
 
 * by the number of negative coordinates among the first 8 (the sign pattern's
-  count; 8 is the all-majority pattern, which holds a third of the mass);
+  count; 8 is the all-majority pattern, which holds a third of the mass), with
+  the flow's own share of each count beside p's: the copula's dependence makes
+  p's shares U-shaped, while a flow that lost the dependence has nearly
+  binomial ones;
 * by quantiles of sum_j log F_j(X_j), the depth of X in the copula's joint
   lower tail. Clayton copulas are lower-tail dependent: when one coordinate is
   deep in its lower tail the others are too, so part of the mass lies on a
@@ -21,7 +24,7 @@ draws, so they cannot pull mass into such a region.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -39,20 +42,29 @@ FLAGS = flags.FLAGS
 
 
 def report(target, log_q: Callable[[jax.Array], jax.Array], key: jax.Array, draws: int,
-           label: str) -> float:
-    """Prints the breakdown described above for a flow density ``log_q``; returns the KL."""
+           label: str, flow_draws: Optional[np.ndarray] = None) -> float:
+    """Prints the breakdown described above for a flow density ``log_q``; returns the KL.
+
+    ``flow_draws``: draws of the flow, to print its share of each sign count beside p's.
+    """
     x = target.sample(seed=key, sample_shape=(draws,))
     gap = np.asarray(target.log_prob(x) - log_q(x), np.float64)
     depth = np.asarray(jnp.sum(target.marginal_log_cdf(x), axis=-1), np.float64)
-    negatives = np.asarray(jnp.sum(x[:, :target.num_bimodal] < 0, axis=-1))
+    k8 = target.num_bimodal
+    negatives = np.asarray(jnp.sum(x[:, :k8] < 0, axis=-1))
+    flow_share = None
+    if flow_draws is not None:
+        counts = np.sum(np.asarray(flow_draws)[:, :k8] < 0, axis=-1)
+        flow_share = np.bincount(counts, minlength=k8 + 1) / len(counts)
     print(f"{label} (p = {target.dim}): forward KL(p || q) = {gap.mean():.3f} nats "
           f"from {draws} exact draws; log f - log q > 2 on {np.mean(gap > 2):.3f} of them")
-    print("by the number of negative coordinates among the first "
-          f"{target.num_bimodal} (share of p, mean log f - log q):")
-    for k in range(target.num_bimodal + 1):
+    print(f"by the number of negative coordinates among the first {k8} (share of p, "
+          f"mean log f - log q{', share of the flow' if flow_share is not None else ''}):")
+    for k in range(k8 + 1):
         m = negatives == k
         if m.any():
-            print(f"  {k}: {m.mean():.3f}  {gap[m].mean():8.3f}")
+            extra = f"  {flow_share[k]:.3f}" if flow_share is not None else ""
+            print(f"  {k}: {m.mean():.3f}  {gap[m].mean():8.3f}{extra}")
     print("by the lower-tail depth sum_j log F_j(x_j), in quantile bins of p:")
     edges = np.quantile(depth, [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
     for lo, hi, q in zip(edges[:-1], edges[1:], ("0-5%", "5-25%", "25-50%", "50-75%",
@@ -70,8 +82,9 @@ def main(argv):
         raise app.UsageError(f"{FLAGS.workdir} is a run on {config.data.name!r}; this "
                              f"diagnostic reads Clayton runs (data.name = 'clayton')")
     target, sampler, state = E.restore_flow(config, FLAGS.workdir, FLAGS.stage)
+    flow_draws = sampler.sample(state.params, jax.random.PRNGKey(config.seed + 8), FLAGS.draws)
     report(target, lambda x: sampler.log_prob(state.params, x),
-           jax.random.PRNGKey(config.seed + 7), FLAGS.draws, FLAGS.workdir)
+           jax.random.PRNGKey(config.seed + 7), FLAGS.draws, FLAGS.workdir, flow_draws)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ def main(argv):
     print(json.dumps(metrics, indent=1, sort_keys=True))
     if config.data.name == "clayton":  # where the fit lacks mass, as for a sampler's flow
         missing_mass.report(target, jax.jit(lambda x: flow.apply(params, x, method=Flow.log_prob)),
-                            jax.random.PRNGKey(config.seed + 7), 40_000, "maximum-likelihood fit")
+                            jax.random.PRNGKey(config.seed + 7), 40_000, "maximum-likelihood fit",
+                            np.asarray(x))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ def tempered_positive_fraction(dim: int, betas: Sequence[float], num_draws: int,
     """P_beta(x_j > 0), j < 8, of the tempered Clayton target by defensive importance sampling.
 
     Returns ``mean``, ``min``, ``max`` over the 8 coordinates, ``ess`` and
-    ``log_u`` (log U_beta, 0 at beta = 1), each ``[len(betas)]``.
+    ``log_u`` (log U_beta, 0 at beta = 1), each ``[len(betas)]``, and
+    ``counts`` ``[len(betas), 9]``: P_beta(k of the 8 coordinates are negative).
     """
     target = build_target("clayton", dim=dim)
     k = target.num_bimodal
@@ -83,8 +84,9 @@ def tempered_positive_fraction(dim: int, betas: Sequence[float], num_draws: int,
              for i in range(max(1, num_draws // batch))]
     log_f, log_mix = (np.concatenate([np.float64(p[j]) for p in parts]) for j in (0, 1))
     positive = np.concatenate([p[2] for p in parts])  # bool [n, 8]
+    negatives = k - positive.sum(axis=1)
     betas = np.asarray(betas, np.float64)
-    est, ess, log_u = [], [], []
+    est, ess, log_u, counts = [], [], [], []
     for beta in betas:  # one [n] weight vector at a time
         log_w = beta * log_f - log_mix
         top = log_w.max()
@@ -93,9 +95,10 @@ def tempered_positive_fraction(dim: int, betas: Sequence[float], num_draws: int,
         w /= w.sum()
         est.append(w @ positive)
         ess.append(1.0 / np.sum(w ** 2))
+        counts.append(np.bincount(negatives, weights=w, minlength=k + 1))
     est = np.asarray(est)
     return {"beta": betas, "mean": est.mean(1), "min": est.min(1), "max": est.max(1),
-            "ess": np.asarray(ess), "log_u": np.asarray(log_u)}
+            "ess": np.asarray(ess), "log_u": np.asarray(log_u), "counts": np.asarray(counts)}
 
 
 def stage_rows(workdir: str) -> List[dict]:
@@ -112,13 +115,22 @@ def stage_rows(workdir: str) -> List[dict]:
 
 def plot(workdirs: Sequence[str], out: str, truth: float, title: str,
          curve: Optional[Dict[str, np.ndarray]] = None, min_truth_ess: float = 1000.0) -> str:
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    """P(x_j > 0) against beta (left) and, for Clayton runs that record the flow's sign
+    counts, the share with all 8 signs negative (right; 0.327 at beta = 1)."""
+    runs = [(workdir, stage_rows(workdir)) for workdir in workdirs]
+    counts = any("sign_counts_flow" in r for _, rows in runs for r in rows)
+    fig, axes = plt.subplots(1, 2 if counts else 1, figsize=(11.5 if counts else 6.5, 4.2),
+                             squeeze=False)
+    ax, ax_neg = axes[0, 0], (axes[0, 1] if counts else None)
     if curve is not None:
         ok = curve["ess"] >= min_truth_ess
+        label = f"p_beta, defensive IS (truth; ESS >= {min_truth_ess:g})"
         ax.plot(curve["beta"][ok], curve["mean"][ok], "k-", marker="s", ms=3, lw=1.5,
-                label=f"p_beta, defensive IS (truth; ESS >= {min_truth_ess:g})")
-    for k, workdir in enumerate(workdirs):
-        rows = stage_rows(workdir)
+                label=label)
+        if ax_neg is not None:
+            ax_neg.plot(curve["beta"][ok], curve["counts"][ok, -1], "k-", marker="s", ms=3,
+                        lw=1.5, label=label)
+    for k, (workdir, rows) in enumerate(runs):
         color = plt.cm.tab10(k % 10)
         # The final reverse-KL refinement, also at beta = 1, is drawn just right of it.
         x = np.array([r["beta"] + 0.03 * (r["kind"] == "kl" and r["beta"] == 1.0)
@@ -129,14 +141,22 @@ def plot(workdirs: Sequence[str], out: str, truth: float, title: str,
         ax.errorbar(x, flow.mean(1), yerr=[flow.mean(1) - flow.min(1), flow.max(1) - flow.mean(1)],
                     color=color, marker="o", ms=3, lw=1.3, capsize=2, label=f"{label}: flow")
         ax.plot(x, est.mean(1), "--", color=color, lw=1, label=f"{label}: p_beta by IS")
+        neg = [r.get("sign_counts_flow", [np.nan] * 9)[-1] for r in rows]
+        if ax_neg is not None and not np.all(np.isnan(neg)):
+            ax_neg.plot(x, neg, color=color, marker="o", ms=3, lw=1.3, label=f"{label}: flow")
         print(label)
-        for r, f, e in zip(rows, flow, est):
+        for r, f, e, n in zip(rows, flow, est, neg):
             print(f"  stage {r['stage']:2d} {r['kind']} beta {r['beta']:.3f}  flow {f.mean():.3f} "
-                  f"[{f.min():.3f}, {f.max():.3f}]  IS {e.mean():.3f}  ESS {r['weights_is_ess']:.0f}")
+                  f"[{f.min():.3f}, {f.max():.3f}]  IS {e.mean():.3f}  ESS {r['weights_is_ess']:.0f}"
+                  + (f"  all 8 negative {n:.3f}" if np.isfinite(n) else ""))
     ax.axhline(truth, color="k", ls=":", lw=1, label=f"truth at beta = 1 ({truth})")
     ax.set_xlabel("beta")
     ax.set_ylabel("weight (mean over indicators; bars: min to max)")
     ax.legend(fontsize=7)
+    if ax_neg is not None:
+        ax_neg.set_xlabel("beta")
+        ax_neg.set_ylabel("P(all of the first 8 coordinates < 0)")
+        ax_neg.legend(fontsize=7)
     return save_figure(fig, out, title)
 
 
@@ -153,6 +173,9 @@ def main(argv):
             print(f"  beta {beta:.2f}  mean {curve['mean'][i]:.4f} [{curve['min'][i]:.4f}, "
                   f"{curve['max'][i]:.4f}]  ESS {curve['ess'][i]:.0f}  "
                   f"log U {curve['log_u'][i]:.4f}")
+        print("  and P_beta(k of the first 8 coordinates negative), k = 0 ... 8:")
+        for i, beta in enumerate(curve["beta"]):
+            print(f"  beta {beta:.2f}  " + " ".join(f"{c:.3f}" for c in curve["counts"][i]))
     print(plot(argv[1:], FLAGS.out, FLAGS.truth, FLAGS.title, curve, FLAGS.min_truth_ess))
 
 
