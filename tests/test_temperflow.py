@@ -286,6 +286,20 @@ def test_a_defensive_reference_sees_the_mode_its_flow_misses():
     assert float(unseen) < math.log(exact) - 1.0
 
 
+def test_terms_ess_counts_the_draws_an_average_rests_on():
+    assert float(S.terms_ess(jnp.full((40,), -3.0))) == pytest.approx(40.0, rel=1e-5)
+    # One term e^10 times the others': the average rests on about one draw.
+    assert float(S.terms_ess(jnp.array([10.0] + [0.0] * 99))) == pytest.approx(
+        (math.exp(10) + 99) ** 2 / (math.exp(20) + 99), rel=1e-4)
+    # Two equal dominant terms: two draws.
+    assert float(S.terms_ess(jnp.array([50.0, 50.0, 0.0, 0.0]))) == pytest.approx(2.0, rel=1e-5)
+    y, log_r = reference_draws(1000)
+    log_f = mixture_logpdf(y)
+    terms = S.l2_reference_terms(log_r, log_f, log_r, 0.0)
+    assert float(S.log_l2_reference(log_r, log_f, log_r, 0.0)) == pytest.approx(
+        float(jax.scipy.special.logsumexp(terms) - math.log(1000)), rel=1e-6)
+
+
 def test_reverse_kl_of_matching_gaussians_is_minus_log_constant():
     x = jax.random.normal(jax.random.PRNGKey(2), (1000,))
     log_q = normal_logpdf(x, 0.0, 1.0)

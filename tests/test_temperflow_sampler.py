@@ -47,6 +47,9 @@ def test_stages_follow_the_schedule_and_resuming_is_exact():
     assert betas[0] == pytest.approx(0.1) and betas[-1] == 1.0
     assert all(b2 > b1 for b1, b2 in zip(betas[:-2], betas[1:-1]))  # increasing to 1
     assert "kl" in schedule.stages[0] and "log_u" in schedule.stages[1]
+    # Every L2 stage says how many of a batch's 256 draws its estimate rested on.
+    assert all(1.0 <= s["l2_terms_ess"] <= 256.0 for s in schedule.stages if s["kind"] == "l2")
+    assert "l2_terms_ess" not in schedule.stages[0]
 
     # Resume from the state after stage 1: the same final parameters, bit for bit.
     resumed_state, resumed_schedule = saved

@@ -151,6 +151,16 @@ def l2_reparameterized(log_q: jax.Array, log_f: jax.Array, log_u: jax.Array) -> 
     return jnp.mean(jnp.exp(log_q) - 2.0 * jnp.exp(log_f - log_u))
 
 
+def l2_reference_terms(log_q: jax.Array, log_f: jax.Array, log_r: jax.Array,
+                       log_u: jax.Array, *, upweight: bool = False) -> jax.Array:
+    """The log terms ``log (q(Y_i) - p(Y_i))^2 / r(Y_i)`` of ``log_l2_reference``, ``[n]``."""
+    log_p = log_f - log_u
+    w = 2.0 * log_abs_diff_exp(log_q, log_p) - log_r
+    if upweight:
+        w = w + 2.0 * jax.nn.relu(log_p - log_q)
+    return w
+
+
 def log_l2_reference(log_q: jax.Array, log_f: jax.Array, log_r: jax.Array, log_u: jax.Array,
                      *, upweight: bool = False) -> jax.Array:
     """``log ||q - p||^2`` by importance sampling from a reference r.
@@ -159,11 +169,14 @@ def log_l2_reference(log_q: jax.Array, log_f: jax.Array, log_r: jax.Array, log_u
     p = f / U. With ``upweight`` each term is multiplied by
     ``max(1, p(Y_i) / q(Y_i))^2`` (the authors' variant, see module doc).
     """
-    log_p = log_f - log_u
-    w = 2.0 * log_abs_diff_exp(log_q, log_p) - log_r
-    if upweight:
-        w = w + 2.0 * jax.nn.relu(log_p - log_q)
-    return _log_mean_exp(w)
+    return _log_mean_exp(l2_reference_terms(log_q, log_f, log_r, log_u, upweight=upweight))
+
+
+def terms_ess(log_terms: jax.Array) -> jax.Array:
+    """``(sum_i t_i)^2 / sum_i t_i^2`` for terms ``t_i = exp(log_terms_i) >= 0``: how many of
+    the n draws an average of the terms effectively rests on (n when all are equal)."""
+    w = jax.nn.softmax(log_terms)
+    return 1.0 / jnp.sum(jnp.square(w))
 
 
 def log_angle_reference(log_q: jax.Array, log_f: jax.Array, log_r: jax.Array) -> jax.Array:
@@ -267,7 +280,8 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
     the reference draws points; the reverse-KL term charges q for mass it puts
     where p_beta has none, which is how the L2 sampler fails in high dimension
     (docs/temperflow.md). Metrics ``log_l2`` and ``kl_plus_log_u`` report the two
-    terms.
+    terms, and ``l2_terms_ess`` how many of the draws the L2 estimate effectively
+    rests on (``terms_ess``): a few means its gradient comes from a few points.
 
     ``form="angle"`` replaces ``log ||q - p||^2`` by ``-log cos(q, f)``
     (``log_angle_reference``, metric ``log_angle``), which does not use
@@ -296,8 +310,9 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
             value = log_angle_reference(log_q, log_f, log_r)
             metrics = {"log_angle": value}
         else:
-            value = log_l2_reference(log_q, log_f, log_r, cond["log_u"], upweight=upweight)
-            metrics = {"log_l2": value}
+            terms = l2_reference_terms(log_q, log_f, log_r, cond["log_u"], upweight=upweight)
+            value = _log_mean_exp(terms)
+            metrics = {"log_l2": value, "l2_terms_ess": terms_ess(jax.lax.stop_gradient(terms))}
         if kl_weight:
             kl, kl_metrics = kl_loss(params, cond, jax.random.fold_in(key, 1))
             metrics.update(kl_metrics)

@@ -363,7 +363,9 @@ class TemperFlow:
         """``num_steps`` Adam steps of the ``kind`` ("kl" or "l2") loss at ``beta``.
 
         Returns the new parameters and a summary (final loss, mean of the last
-        10% of losses, seconds). Raises ``NonFiniteError`` on a non-finite loss.
+        10% of losses, seconds; for the L2 distance also ``l2_terms_ess``, the
+        median over steps of how many of a batch's draws the estimate rests on).
+        Raises ``NonFiniteError`` on a non-finite loss.
         """
         calls = self.config.steps_per_call
         state = replicate(TrainState.create(params, self._optimizer, key), self.mesh)
@@ -371,12 +373,14 @@ class TemperFlow:
                           "num_steps": jnp.float32(num_steps), "log_u": jnp.float32(log_u),
                           "ref_params": params if ref_params is None else ref_params}, self.mesh)
         step = self._steps[kind]
-        losses = []
+        losses, terms_ess = [], []
         bar = _progress(num_steps, desc) if self.progress else None
         t0 = time.perf_counter()
         for i in range(num_steps // calls):
             state, metrics = step(state, cond)
             losses.append(metrics["loss"])
+            if "l2_terms_ess" in metrics:
+                terms_ess.append(metrics["l2_terms_ess"])
             if bar is not None:
                 bar.update(calls)
                 if i % 10 == 0:
@@ -391,8 +395,11 @@ class TemperFlow:
             raise NonFiniteError(at, f"{kind} loss at beta={beta:.4g} ({desc})",
                                  float(losses[bad[0]]) if bad.size else float("nan"), None, "")
         tail = losses[-max(1, num_steps // 10):]
-        return state.params, {"loss": float(losses[-1]), "loss_tail": float(np.mean(tail)),
-                              "seconds": seconds, "losses": losses}
+        summary = {"loss": float(losses[-1]), "loss_tail": float(np.mean(tail)),
+                   "seconds": seconds, "losses": losses}
+        if terms_ess:  # the L2 distance: how many of a device batch's draws its estimate rests on
+            summary["l2_terms_ess"] = float(np.median(np.concatenate(jax.device_get(terms_ess))))
+        return state.params, summary
 
     def run(self, state: SamplerState, schedule: Schedule
             ) -> Iterator[Tuple[SamplerState, Schedule]]:
