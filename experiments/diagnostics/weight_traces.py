@@ -147,7 +147,8 @@ def plot(workdirs: Sequence[str], out: str, truth: float, title: str,
         print(label)
         for r, f, e, n in zip(rows, flow, est, neg):
             print(f"  stage {r['stage']:2d} {r['kind']} beta {r['beta']:.3f}  flow {f.mean():.3f} "
-                  f"[{f.min():.3f}, {f.max():.3f}]  IS {e.mean():.3f}  ESS {r['weights_is_ess']:.0f}"
+                  f"[{f.min():.3f}, {f.max():.3f}]  IS {e.mean():.3f}  "
+                  f"ESS {r['weights_is_ess']:.0f}"
                   + (f"  all 8 negative {n:.3f}" if np.isfinite(n) else ""))
     ax.axhline(truth, color="k", ls=":", lw=1, label=f"truth at beta = 1 ({truth})")
     ax.set_xlabel("beta")
