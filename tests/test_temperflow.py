@@ -212,6 +212,26 @@ def test_log_angle_reference_is_minimized_at_the_target():
     assert sigma == pytest.approx(0.7, abs=0.03)
 
 
+def test_forward_kl_reference_is_the_cross_entropy_and_is_minimized_at_the_target():
+    # -E_p[log q] for p = N(1, 0.7^2) (known up to e^2), q = N(0, 1):
+    # log(2 pi) / 2 + (0.7^2 + 1^2) / 2.
+    y, log_r = reference_draws(200_000)
+    log_f = normal_logpdf(y, 1.0, 0.7) + 2.0
+    value = S.forward_kl_reference(normal_logpdf(y, 0.0, 1.0), log_f, log_r)
+    assert float(value) == pytest.approx(0.5 * math.log(2 * math.pi) + 0.5 * (0.49 + 1.0),
+                                         abs=0.01)
+    y, log_r = reference_draws(50_000)
+    log_f = normal_logpdf(y, 1.0, 0.7) + 2.0
+
+    def loss(params):
+        log_q = normal_logpdf(y, params["mu"], jnp.exp(params["log_sigma"]))
+        return S.forward_kl_reference(log_q, log_f, log_r)
+
+    mu, sigma = fit_gaussian(loss)
+    assert mu == pytest.approx(1.0, abs=0.03)
+    assert sigma == pytest.approx(0.7, abs=0.03)
+
+
 def test_an_underestimated_normalizer_starves_the_minority_mode_and_the_angle_does_not():
     # q_a = a N(-2, 0.5^2) + (1 - a) N(2, 0.5^2) against the mixture 0.3 / 0.7. With
     # log U too low by 0.22 (as the reference estimate was at Clayton p = 8's last stage)

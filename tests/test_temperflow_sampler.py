@@ -131,13 +131,18 @@ def test_defensive_reference_draws_carry_the_mixture_density_through_the_flow():
     assert np.mean(w) == pytest.approx(1.0, abs=0.02)
 
 
-def test_a_run_with_a_defensive_reference_and_bad_shares_are_refused():
-    sampler = tiny_sampler(defensive_share=0.3, defensive_scale=2.0)
+@pytest.mark.parametrize("options", [dict(defensive_share=0.3, defensive_scale=2.0),
+                                     dict(l2_form="forward_kl")])
+def test_ablations_run_end_to_end(options):
+    sampler = tiny_sampler(**options)
     state, schedule = sampler.init(jax.random.PRNGKey(0))
     for state, schedule in sampler.run(state, schedule):
         pass
     assert schedule.phase == "done" and schedule.betas[-1] == 1.0
     assert all(np.isfinite(s["loss"]) for s in schedule.stages)
+
+
+def test_bad_defensive_shares_are_refused():
     with pytest.raises(ValueError, match="defensive_share must be in"):
         TemperFlowConfig(defensive_share=1.0)
     with pytest.raises(ValueError, match="defensive_scale must be > 1"):

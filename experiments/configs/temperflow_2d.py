@@ -40,7 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.sampler.upweight = False      # the authors' max(1, p/q)^2 variant of the L2 loss
     config.sampler.l2_kl_weight = 0.0    # w in log L2 + w KL(q || p_beta); 1: the authors' "l2+kl"
     # "distance": QW's log ||q - f / U||^2 with U by importance sampling; "angle":
-    # -log cos(q, f), which needs no U (not in QW; docs/temperflow.md).
+    # -log cos(q, f), "forward_kl": -E_p[log q] by importance sampling from the
+    # reference (both need no U; not in QW; docs/temperflow.md).
     config.sampler.l2_form = "distance"
     # Defensive reference (not in QW): a share of the reference draws comes from the
     # flow pushed from N(0, scale^2 I), so the L2 loss and the log U / kl estimates see

@@ -52,6 +52,14 @@ Writing log f(x) = -beta E(x) for the unnormalized tempered log-density:
   1/2 log ∫f^2 - log ∫q f, from the same reference draws
   (``log_angle_reference``). Minimized at q = f / U_beta without knowing U_beta.
 
+* **The forward KL from the reference** (not in QW; an ablation):
+  KL(p || q) = -E_p[log q] + const, with E_p by self-normalized importance
+  sampling from r (weights ∝ f / r, ``forward_kl_reference``). Its terms weigh
+  a draw by p / r, where the L2 distance's weigh it by about p^2 / r: in d
+  dimensions log p spreads over a range growing like sqrt(d), so the L2
+  estimate rests on the few densest draws (``terms_ess``; docs/temperflow.md),
+  the forward KL on many more. Like the angle, it needs no U_beta.
+
 * **KL along the tempering curve** (QW Section 3.3): with E_beta the
   expectation under p_beta,
 
@@ -199,6 +207,18 @@ def log_angle_reference(log_q: jax.Array, log_f: jax.Array, log_r: jax.Array) ->
     return 0.5 * (log_qq + log_ff) - log_qf
 
 
+def forward_kl_reference(log_q: jax.Array, log_f: jax.Array, log_r: jax.Array) -> jax.Array:
+    """``-E_p[log q]`` (KL(p || q) up to p's entropy) by self-normalized IS from r.
+
+    ``-sum_i w_i log q(Y_i)`` with ``w_i ∝ f(Y_i) / r(Y_i)``, Y_i ~ r. The weights
+    carry no gradient; the gradient, ``-sum_i w_i grad log q(Y_i)``, is the
+    maximum-likelihood one on the reweighted draws, so it pulls q up wherever a
+    draw lands on mass of p that q lacks. Not in QW: an ablation of the L2 stage.
+    """
+    w = jax.lax.stop_gradient(jax.nn.softmax(log_f - log_r))
+    return -jnp.sum(w * log_q)
+
+
 class TemperingKL(NamedTuple):
     """``kl = KL(p_beta || p_1)`` and ``grad = d kl / d beta`` (QW Section 3.3)."""
 
@@ -258,8 +278,9 @@ def make_reverse_kl_loss(sample_and_log_prob: SampleFn, target_log_prob: Callabl
     return loss
 
 
-# The L2 stage's loss: QW's log ||q - f / U||^2, or the U-free angle (not in QW).
-L2_FORMS = ("distance", "angle")
+# The L2 stage's loss: QW's log ||q - f / U||^2; or, as ablations that need no U (not
+# in QW), the angle -log cos(q, f) or the forward KL from the reference.
+L2_FORMS = ("distance", "angle", "forward_kl")
 
 
 def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
@@ -284,8 +305,9 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
     rests on (``terms_ess``): a few means its gradient comes from a few points.
 
     ``form="angle"`` replaces ``log ||q - p||^2`` by ``-log cos(q, f)``
-    (``log_angle_reference``, metric ``log_angle``), which does not use
-    ``log_u``; ``upweight`` applies to the distance only.
+    (``log_angle_reference``, metric ``log_angle``) and ``form="forward_kl"`` by
+    ``-E_p[log q]`` (``forward_kl_reference``, metrics ``cross_entropy`` and
+    ``is_ess``); neither uses ``log_u``; ``upweight`` applies to the distance only.
 
     ``reference_sample(ref_params, key, n) -> (y, log r(y))`` draws the reference
     points (default: ``sample_and_log_prob``, the reference flow itself; a
@@ -293,9 +315,9 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
     """
     if form not in L2_FORMS:
         raise ValueError(f"unknown L2 form {form!r}; expected one of {L2_FORMS}")
-    if form == "angle" and upweight:
-        raise ValueError("upweight is the authors' variant of the L2 distance; it has no "
-                         "meaning for form='angle'")
+    if form != "distance" and upweight:
+        raise ValueError(f"upweight is the authors' variant of the L2 distance; it has no "
+                         f"meaning for form={form!r}")
 
     kl_loss = make_reverse_kl_loss(sample_and_log_prob, target_log_prob, num_samples)
     reference_sample = reference_sample or sample_and_log_prob
@@ -309,6 +331,9 @@ def make_l2_loss(sample_and_log_prob: SampleFn, log_prob: LogProbFn,
         if form == "angle":
             value = log_angle_reference(log_q, log_f, log_r)
             metrics = {"log_angle": value}
+        elif form == "forward_kl":
+            value = forward_kl_reference(log_q, log_f, log_r)
+            metrics = {"cross_entropy": value, "is_ess": terms_ess(log_f - log_r)}
         else:
             terms = l2_reference_terms(log_q, log_f, log_r, cond["log_u"], upweight=upweight)
             value = _log_mean_exp(terms)

@@ -115,9 +115,12 @@ class TemperFlowConfig:
       l2_kl_weight: weight w of a reverse-KL term added to every L2 stage's
         loss, log L2 + w KL(q || p_beta) (the authors' ``"l2+kl"`` at w = 1;
         0: the plain L2 sampler).
-      l2_form: ``"distance"`` (QW: log ||q - f / U_beta||^2, U_beta by importance
-        sampling) or ``"angle"`` (-log cos(q, f), which needs no U_beta; not in
-        QW, see ``gmjax.objectives.sampling.log_angle_reference``).
+      l2_form: the loss of the stages after the first: ``"distance"`` (QW:
+        log ||q - f / U_beta||^2, U_beta by importance sampling), or, as
+        ablations not in QW that need no U_beta, ``"angle"`` (-log cos(q, f),
+        ``gmjax.objectives.sampling.log_angle_reference``) or ``"forward_kl"``
+        (-E_p[log q] by importance sampling from the reference,
+        ``forward_kl_reference``).
       defensive_share, defensive_scale: the reference draws' latents come from
         (1 - share) N(0, I) + share N(0, scale^2 I) instead of N(0, I), for the
         L2 loss and for the kl and log U_beta estimates (a defensive mixture,
