@@ -249,9 +249,14 @@ def stage_weights(sampler: TemperFlow, params, target: Target, beta: float, key:
     log_f = beta * np.asarray(sampler.target_log_prob(x), np.float64)
     out = weight_trace(indicators, log_f, np.asarray(log_q, np.float64))
     if hasattr(target, "sign_patterns"):
-        counts = np.sum(x[:, :8] < 0, axis=1)
-        out["sign_counts_flow"] = (np.bincount(counts, minlength=9) / len(counts)).tolist()
+        out["sign_counts_flow"] = sign_count_shares(target, x).tolist()
     return out
+
+
+def sign_count_shares(target, x: np.ndarray) -> np.ndarray:
+    """Clayton: the shares of ``x`` with k = 0 ... 8 of the first 8 coordinates negative."""
+    counts = np.asarray(target.negative_counts(x))
+    return np.bincount(counts, minlength=target.num_bimodal + 1) / len(counts)
 
 
 def draw_flow(config, trained: Dict[str, Any], target: Target, key: jax.Array):

@@ -268,6 +268,8 @@ def test_clayton_all_256_patterns(fixture, request):
     expected = np.bincount(positives, weights=w, minlength=9)
     observed = np.bincount(positives[patterns], minlength=9) / len(patterns)
     assert 0.5 * np.abs(observed - expected).sum() < 0.015
+    # The negative signs are the pattern's zero bits.
+    np.testing.assert_array_equal(np.asarray(target.negative_counts(x)), 8 - positives[patterns])
 
 
 def test_clayton_pattern_weights():

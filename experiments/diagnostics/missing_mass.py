@@ -51,11 +51,8 @@ def report(target, log_q: Callable[[jax.Array], jax.Array], key: jax.Array, draw
     gap = np.asarray(target.log_prob(x) - log_q(x), np.float64)
     depth = np.asarray(jnp.sum(target.marginal_log_cdf(x), axis=-1), np.float64)
     k8 = target.num_bimodal
-    negatives = np.asarray(jnp.sum(x[:, :k8] < 0, axis=-1))
-    flow_share = None
-    if flow_draws is not None:
-        counts = np.sum(np.asarray(flow_draws)[:, :k8] < 0, axis=-1)
-        flow_share = np.bincount(counts, minlength=k8 + 1) / len(counts)
+    negatives = np.asarray(target.negative_counts(x))
+    flow_share = None if flow_draws is None else E.sign_count_shares(target, flow_draws)
     print(f"{label} (p = {target.dim}): forward KL(p || q) = {gap.mean():.3f} nats "
           f"from {draws} exact draws; log f - log q > 2 on {np.mean(gap > 2):.3f} of them")
     print(f"by the number of negative coordinates among the first {k8} (share of p, "

@@ -23,7 +23,6 @@ is normalized: log U_1 = 0) and weights that follow the flow, not the target.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +31,7 @@ from absl import app, flags
 
 from experiments import runner
 from experiments import temperflow as E
+from gmjax.objectives.sampling import log_normalizer, terms_ess
 from gmjax.samplers.temperflow import TemperFlow
 
 flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run.")
@@ -45,16 +45,13 @@ flags.DEFINE_integer("seed", 1, "Seed of the draws.")
 FLAGS = flags.FLAGS
 
 
-def summarize(log_w: np.ndarray, positive: Optional[np.ndarray]) -> str:
-    """log U, ESS and (Clayton) the weighted mean of ``positive`` from log weights f / r."""
-    log_w = np.asarray(log_w, np.float64)
-    top = log_w.max()
-    w = np.exp(log_w - top)
-    log_u = top + np.log(w.mean())
-    w = w / w.sum()
-    line = f"log U {log_u:+.3f}  ESS {1.0 / np.sum(w * w):8.1f}"
-    if positive is not None:
-        line += f"  P(x_j > 0) {float(np.sum(w[:, None] * positive, axis=0).mean()):.3f}"
+def summarize(target, x, log_f: np.ndarray, log_r: np.ndarray) -> str:
+    """log U_beta, the ESS and (Clayton) P_beta(x_j > 0) by IS from draws ``x`` of r."""
+    line = (f"log U {float(log_normalizer(jnp.asarray(log_f), jnp.asarray(log_r))):+.3f}  "
+            f"ESS {float(terms_ess(jnp.asarray(log_f - log_r))):8.1f}")
+    if hasattr(target, "sign_patterns"):
+        trace = E.weight_trace(E.weight_indicators(target, np.asarray(x)), log_f, log_r)
+        line += f"  P(x_j > 0) {np.mean(trace['weights_target_is']):.3f}"
     return line
 
 
@@ -68,26 +65,22 @@ def main(argv):
     if any(s <= 1.0 for s in scales) or any(not 0.0 < a < 1.0 for a in shares):
         raise app.UsageError(f"--scales must be > 1 and --shares in (0, 1); got "
                              f"{FLAGS.scales} and {FLAGS.shares}")
-    clayton = config.data.name == "clayton"
     n, key = FLAGS.draws, jax.random.PRNGKey(FLAGS.seed)
 
     def log_f(x):
         return FLAGS.beta * np.asarray(sampler.target_log_prob(x), np.float64)
 
-    def positive(x):
-        return np.asarray(x[:, :target.num_bimodal] > 0, np.float64) if clayton else None
-
     print(f"{FLAGS.workdir}, stage {FLAGS.stage or 'last'}, beta = {FLAGS.beta}, {n} draws")
     y, log_r = sampler.sample_and_log_prob(state.params, key, n)
     print(f"  the flow itself:                 "
-          f"{summarize(log_f(y) - np.asarray(log_r, np.float64), positive(y))}")
+          f"{summarize(target, y, log_f(y), np.asarray(log_r, np.float64))}")
     for s in scales:
         for a in shares:
             wide = TemperFlow(sampler.flow, target, dataclasses.replace(
                 sampler.config, defensive_share=a, defensive_scale=s))
             x, log_m = wide.reference_sample_and_log_prob(state.params, key, n)
             print(f"  latent N(0, {s:g}^2 I), share {a:g}:   "
-                  f"{summarize(log_f(x) - np.asarray(log_m, np.float64), positive(x))}")
+                  f"{summarize(target, x, log_f(x), np.asarray(log_m, np.float64))}")
 
     # A Gaussian in x fitted to the flow's draws, widened and mixed in (stratified).
     yn = np.asarray(y, np.float64)
@@ -104,7 +97,7 @@ def main(argv):
             log_q = np.asarray(sampler.log_prob(state.params, jnp.asarray(x)), np.float64)
             log_m = np.logaddexp(np.log1p(-a) + log_q, np.log(a) + log_g)
             print(f"  x-space Gaussian x{s:g}, share {a:g}: "
-                  f"{summarize(log_f(x) - log_m, positive(x))}")
+                  f"{summarize(target, x, log_f(x), log_m)}")
 
 
 if __name__ == "__main__":

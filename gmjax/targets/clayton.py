@@ -315,6 +315,13 @@ class ClaytonTarget(Target):
         bits = (x[..., : self.num_bimodal] > 0).astype(jnp.int32)  # [..., m]
         return jnp.sum(bits << jnp.arange(self.num_bimodal, dtype=jnp.int32), axis=-1)
 
+    def negative_counts(self, x: jax.Array) -> jax.Array:  # [..., p] -> [...] int32
+        """How many of the first 8 coordinates are not positive: the number of zero bits
+        of ``sign_patterns`` (8 is the all-negative pattern, a third of the mass)."""
+        x = jnp.asarray(x)
+        return self.num_bimodal - jnp.sum(x[..., : self.num_bimodal] > 0, axis=-1,
+                                          dtype=jnp.int32)
+
     def _mixture_cdf_at_zero(self) -> float:
         """``u0 = F(0)`` of the bimodal marginal, float64 (0.7 for the default)."""
         return float(np.sum(np.asarray(self._mix_w) * _scipy_norm.cdf(
