@@ -124,6 +124,7 @@ def sampler_config(config: ml_collections.ConfigDict) -> TemperFlowConfig:
     return TemperFlowConfig(
         method=FLOW_METHODS[config.method], beta0=s.beta0, kl_decay=s.kl_decay,
         steps_init=s.steps_init, steps_mid=config.train.steps, steps_final=s.steps_final,
+        steps_growth=s.steps_growth,
         batch_size=config.data.batch_size, lr=config.optim.lr, lr_decay=s.lr_decay,
         max_betas=s.max_betas, estimate_draws=s.estimate_draws,
         ref_cutoffs=None if s.ref_every_stage else DEFAULT_REF_CUTOFFS,

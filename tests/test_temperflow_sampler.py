@@ -28,9 +28,10 @@ TINY = ["--config.model.name=spline_coupling", "--config.model.num_layers=2",
 def tiny_sampler(method="temperflow", final_kl_steps=0, **options):
     flow = build_flow({"name": "spline_coupling", "num_layers": 2, "hidden": (16,),
                        "num_bins": 8, "bound": 8.0}, 2)
-    config = TemperFlowConfig(method=method, steps_init=40, steps_mid=40, steps_final=40,
-                              batch_size=256, steps_per_call=20, max_betas=3,
-                              estimate_draws=2000, final_kl_steps=final_kl_steps, **options)
+    settings = dict(method=method, steps_init=40, steps_mid=40, steps_final=40, batch_size=256,
+                    steps_per_call=20, max_betas=3, estimate_draws=2000,
+                    final_kl_steps=final_kl_steps)
+    config = TemperFlowConfig(**{**settings, **options})
     return TemperFlow(flow, build_target("circle"), config)
 
 
@@ -140,6 +141,22 @@ def test_ablations_run_end_to_end(options):
         pass
     assert schedule.phase == "done" and schedule.betas[-1] == 1.0
     assert all(np.isfinite(s["loss"]) for s in schedule.stages)
+
+
+def test_steps_growth_gives_late_stages_more_steps():
+    config = TemperFlowConfig(steps_mid=200, steps_growth=1 / 0.9, steps_per_call=100)
+    # 200 / 0.9 ** (i - 1) = 200, 222, 247, 274, 305, 339, 376, 418, 464, 516 ...
+    assert [config.mid_steps(i) for i in range(1, 11)] == \
+        [200, 200, 200, 300, 300, 300, 400, 400, 500, 500]
+    assert {TemperFlowConfig(steps_mid=200).mid_steps(i) for i in range(1, 30)} == {200}
+    sampler = tiny_sampler(steps_growth=1.5, max_betas=4)
+    state, schedule = sampler.init(jax.random.PRNGKey(0))
+    for state, schedule in sampler.run(state, schedule):
+        pass
+    middle = [s for s in schedule.stages if s["kind"] == "l2" and s["beta"] < 1.0]
+    assert [s["steps"] for s in middle] == [40, 60]
+    with pytest.raises(ValueError, match="steps_growth must be >= 1"):
+        TemperFlowConfig(steps_growth=0.9)
 
 
 def test_bad_defensive_shares_are_refused():

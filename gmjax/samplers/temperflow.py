@@ -102,6 +102,12 @@ class TemperFlowConfig:
       steps_init, steps_mid, steps_final: Adam steps of the first stage, of
         each middle stage and of the final L2 stage at beta = 1. The KL
         sampler trains for ``steps_init + steps_final``.
+      steps_growth: middle stage i (i = 1, 2, ...) trains for
+        ``steps_mid * steps_growth ** (i - 1)`` steps, rounded to a multiple of
+        ``steps_per_call`` (1: the same for every stage, QW). Not in QW: late
+        stages, where the per-stage learning rate has decayed by
+        ``lr_decay ** i``, get more steps; ``1 / lr_decay`` keeps peak rate
+        times steps the same for every middle stage.
       final_kl_steps: steps of the authors' reverse-KL refinement after the
         final L2 stage (0: none).
       batch_size: draws per step (split over devices).
@@ -136,6 +142,7 @@ class TemperFlowConfig:
     steps_init: int = 2000
     steps_mid: int = 2000
     steps_final: int = 2000
+    steps_growth: float = 1.0
     batch_size: int = 1000
     lr: float = 1e-3
     lr_decay: float = 0.9
@@ -164,6 +171,9 @@ class TemperFlowConfig:
         if self.defensive_share and not self.defensive_scale > 1.0:
             raise ValueError(f"defensive_scale must be > 1 (the wide latent component's sd) "
                              f"when defensive_share > 0, got {self.defensive_scale}")
+        if not self.steps_growth >= 1.0:
+            raise ValueError(f"steps_growth must be >= 1 (1: the same steps for every middle "
+                             f"stage), got {self.steps_growth}")
         if not 0.0 < self.kl_decay < 1.0:
             raise ValueError(f"kl_decay must be in (0, 1), got {self.kl_decay}")
         for name in ("steps_init", "steps_mid", "steps_final", "final_kl_steps"):
@@ -171,6 +181,11 @@ class TemperFlowConfig:
             if value < (name != "final_kl_steps") or value % self.steps_per_call:
                 raise ValueError(f"{name}={value} must be a positive multiple of "
                                  f"steps_per_call={self.steps_per_call}")
+
+    def mid_steps(self, stage: int) -> int:
+        """Adam steps of middle stage ``stage`` (1, 2, ...; stage 0 is the first, KL, one)."""
+        calls = self.steps_per_call
+        return calls * max(1, round(self.steps_mid * self.steps_growth ** (stage - 1) / calls))
 
 
 def one_cycle(step: jax.Array, total: jax.Array, peak: jax.Array, pct_start: float = 0.3,
@@ -436,10 +451,11 @@ class TemperFlow:
                 # the reference stays frozen through it, the kl behind the next beta.
                 est = self.estimate(state.ref_params, beta, est_key)
                 log_u = float(est.log_u_beta)
+                steps = c.mid_steps(i)
                 params, summary = self.train_stage(
-                    state.params, "l2", beta, c.steps_mid, c.lr / math.sqrt(beta) * c.lr_decay ** i,
+                    state.params, "l2", beta, steps, c.lr / math.sqrt(beta) * c.lr_decay ** i,
                     train_key, state.ref_params, log_u, desc=f"stage {i} L2 beta={beta:.3g}")
-                record.update(kind="l2", beta=beta, log_u=log_u)
+                record.update(kind="l2", beta=beta, log_u=log_u, steps=steps)
                 state = state.replace(params=params)
             elif schedule.phase == "final_l2":
                 log_u = self.estimate_log_u(state.ref_params, 1.0, est_key)
