@@ -1,7 +1,7 @@
 """More training at beta = 1 for a finished TemperFlow run, scored as it goes: the authors'
 final reverse-KL refinement (``--kind kl``) or more L2 rounds (``--kind l2``).
 
-    python experiments/diagnostics/final_kl_refinement.py \
+    python experiments/diagnostics/final_rounds.py \
         --workdir runs/temperflow_clayton/p8-temperflow --stage 18 --rounds 4 --steps 200
 
 Restores the run's checkpoint after ``--stage`` stages (the workdir is only read), then trains
