@@ -159,6 +159,15 @@ def test_steps_growth_gives_late_stages_more_steps():
         TemperFlowConfig(steps_growth=0.9)
 
 
+def test_clayton_paper_config_is_the_measured_recipe():
+    from experiments import temperflow as E
+    from experiments.configs import temperflow_clayton_paper
+
+    config = E.sampler_config(temperflow_clayton_paper.get_config())
+    assert (config.l2_form, config.final_kl_steps) == ("forward_kl", 0)
+    assert (config.batch_size, config.steps_mid, config.steps_final) == (2000, 1000, 1000)
+
+
 def test_bad_defensive_shares_are_refused():
     with pytest.raises(ValueError, match="defensive_share must be in"):
         TemperFlowConfig(defensive_share=1.0)
