@@ -107,7 +107,8 @@ class TemperFlowConfig:
         ``steps_per_call`` (1: the same for every stage, QW). Not in QW: late
         stages, where the per-stage learning rate has decayed by
         ``lr_decay ** i``, get more steps; ``1 / lr_decay`` keeps peak rate
-        times steps the same for every middle stage.
+        times steps the same for every middle stage. On Clayton p = 8 it was
+        no better than the same total spread evenly (docs/temperflow.md).
       final_kl_steps: steps of the authors' reverse-KL refinement after the
         final L2 stage (0: none).
       batch_size: draws per step (split over devices).
