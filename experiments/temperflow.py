@@ -55,7 +55,7 @@ from experiments import runner
 from gmjax import metrics as M
 from gmjax import viz
 from gmjax.models.flow import FLOW_MODELS, build_flow
-from gmjax.objectives.sampling import L2_FORMS
+from gmjax.objectives.sampling import L2_FORMS, terms_ess
 from gmjax.samplers import mcmc
 from gmjax.samplers.temperflow import (DEFAULT_REF_CUTOFFS, RejectionError, Schedule, TemperFlow,
                                        TemperFlowConfig, rejection_sample)
@@ -229,7 +229,7 @@ def weight_trace(indicators: np.ndarray, log_f: np.ndarray, log_q: np.ndarray
     flow = indicators.mean(axis=0)
     est = w @ indicators
     return {"weights_flow": flow.tolist(), "weights_target_is": est.tolist(),
-            "weights_is_ess": float(1.0 / np.sum(w ** 2)),
+            "weights_is_ess": float(terms_ess(jnp.asarray(log_w))),
             "weights_lag": float(np.max(np.abs(flow - est)))}
 
 

@@ -149,12 +149,15 @@ def test_steps_growth_gives_late_stages_more_steps():
     assert [config.mid_steps(i) for i in range(1, 11)] == \
         [200, 200, 200, 300, 300, 300, 400, 400, 500, 500]
     assert {TemperFlowConfig(steps_mid=200).mid_steps(i) for i in range(1, 30)} == {200}
-    sampler = tiny_sampler(steps_growth=1.5, max_betas=4)
+    sampler = tiny_sampler(steps_growth=1.5, max_betas=4, steps_init=60, steps_final=80,
+                           final_kl_steps=20)
     state, schedule = sampler.init(jax.random.PRNGKey(0))
     for state, schedule in sampler.run(state, schedule):
         pass
-    middle = [s for s in schedule.stages if s["kind"] == "l2" and s["beta"] < 1.0]
-    assert [s["steps"] for s in middle] == [40, 60]
+    # Every stage records the steps it trained: the first KL, the growing middle
+    # L2 stages, the beta = 1 L2 stage and the final KL refinement.
+    assert [(s["kind"], s["steps"]) for s in schedule.stages] == \
+        [("kl", 60), ("l2", 40), ("l2", 60), ("l2", 80), ("kl", 20)]
     with pytest.raises(ValueError, match="steps_growth must be >= 1"):
         TemperFlowConfig(steps_growth=0.9)
 

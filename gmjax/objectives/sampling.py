@@ -248,7 +248,7 @@ def tempering_kl(energy: jax.Array, log_r: jax.Array, beta: jax.Array) -> Temper
     var_e = jnp.sum(w * jnp.square(energy - mean_e))
     kl = (1.0 - beta) * mean_e + log_u_one - log_u_beta
     return TemperingKL(kl=kl, grad=(beta - 1.0) * var_e, log_u_beta=log_u_beta,
-                       log_u_one=log_u_one, ess=1.0 / jnp.sum(jnp.square(w)))
+                       log_u_one=log_u_one, ess=terms_ess(log_w))
 
 
 # Train-step losses: ``loss(params, cond, key) -> (loss, metrics)``. ``cond`` is

@@ -444,7 +444,7 @@ class TemperFlow:
                 params, summary = self.train_stage(state.params, "kl", beta, steps,
                                                    c.lr / math.sqrt(beta), train_key,
                                                    desc=f"stage {i} KL beta={beta:.3g}")
-                record.update(kind="kl", beta=beta)
+                record.update(kind="kl", beta=beta, steps=steps)
                 state = state.replace(params=params, ref_params=params)
             elif schedule.phase == "mid":
                 beta = math.exp(schedule.log_beta)
@@ -463,13 +463,13 @@ class TemperFlow:
                 params, summary = self.train_stage(
                     state.params, "l2", 1.0, c.steps_final, c.lr * c.lr_decay ** i,
                     train_key, state.ref_params, log_u, desc=f"stage {i} L2 beta=1")
-                record.update(kind="l2", beta=1.0, log_u=log_u)
+                record.update(kind="l2", beta=1.0, log_u=log_u, steps=c.steps_final)
                 state = state.replace(params=params)
             elif schedule.phase == "final_kl":
                 params, summary = self.train_stage(
                     state.params, "kl", 1.0, c.final_kl_steps, c.lr * c.lr_decay ** (i - 1),
                     train_key, desc=f"stage {i} KL beta=1")
-                record.update(kind="kl", beta=1.0)
+                record.update(kind="kl", beta=1.0, steps=c.final_kl_steps)
                 state = state.replace(params=params)
             else:
                 raise ValueError(f"unknown schedule phase {schedule.phase!r}")
