@@ -382,8 +382,9 @@ class TemperFlow:
         """``num_steps`` Adam steps of the ``kind`` ("kl" or "l2") loss at ``beta``.
 
         Returns the new parameters and a summary (final loss, mean of the last
-        10% of losses, seconds; for the L2 distance also ``l2_terms_ess``, the
-        median over steps of how many of a batch's draws the estimate rests on).
+        10% of losses, steps, seconds; for the L2 distance also
+        ``l2_terms_ess``, the median over steps of how many of a batch's draws
+        the estimate rests on).
         Raises ``NonFiniteError`` on a non-finite loss.
         """
         calls = self.config.steps_per_call
@@ -415,7 +416,7 @@ class TemperFlow:
                                  float(losses[bad[0]]) if bad.size else float("nan"), None, "")
         tail = losses[-max(1, num_steps // 10):]
         summary = {"loss": float(losses[-1]), "loss_tail": float(np.mean(tail)),
-                   "seconds": seconds, "losses": losses}
+                   "steps": num_steps, "seconds": seconds, "losses": losses}
         if terms_ess:  # the L2 distance: how many of a device batch's draws its estimate rests on
             summary["l2_terms_ess"] = float(np.median(np.concatenate(jax.device_get(terms_ess))))
         return state.params, summary
@@ -444,7 +445,7 @@ class TemperFlow:
                 params, summary = self.train_stage(state.params, "kl", beta, steps,
                                                    c.lr / math.sqrt(beta), train_key,
                                                    desc=f"stage {i} KL beta={beta:.3g}")
-                record.update(kind="kl", beta=beta, steps=steps)
+                record.update(kind="kl", beta=beta)
                 state = state.replace(params=params, ref_params=params)
             elif schedule.phase == "mid":
                 beta = math.exp(schedule.log_beta)
@@ -456,20 +457,20 @@ class TemperFlow:
                 params, summary = self.train_stage(
                     state.params, "l2", beta, steps, c.lr / math.sqrt(beta) * c.lr_decay ** i,
                     train_key, state.ref_params, log_u, desc=f"stage {i} L2 beta={beta:.3g}")
-                record.update(kind="l2", beta=beta, log_u=log_u, steps=steps)
+                record.update(kind="l2", beta=beta, log_u=log_u)
                 state = state.replace(params=params)
             elif schedule.phase == "final_l2":
                 log_u = self.estimate_log_u(state.ref_params, 1.0, est_key)
                 params, summary = self.train_stage(
                     state.params, "l2", 1.0, c.steps_final, c.lr * c.lr_decay ** i,
                     train_key, state.ref_params, log_u, desc=f"stage {i} L2 beta=1")
-                record.update(kind="l2", beta=1.0, log_u=log_u, steps=c.steps_final)
+                record.update(kind="l2", beta=1.0, log_u=log_u)
                 state = state.replace(params=params)
             elif schedule.phase == "final_kl":
                 params, summary = self.train_stage(
                     state.params, "kl", 1.0, c.final_kl_steps, c.lr * c.lr_decay ** (i - 1),
                     train_key, desc=f"stage {i} KL beta=1")
-                record.update(kind="kl", beta=1.0, steps=c.final_kl_steps)
+                record.update(kind="kl", beta=1.0)
                 state = state.replace(params=params)
             else:
                 raise ValueError(f"unknown schedule phase {schedule.phase!r}")
