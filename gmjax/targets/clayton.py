@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr, ndtri
 from scipy.special import comb as _comb
-from scipy.stats import norm as _scipy_norm
+from scipy.special import ndtr as _ndtr
 
 from gmjax.targets.base import Modes, Target
 from gmjax.targets.registry import TARGETS
@@ -324,7 +324,7 @@ class ClaytonTarget(Target):
 
     def _mixture_cdf_at_zero(self) -> float:
         """``u0 = F(0)`` of the bimodal marginal, float64 (0.7 for the default)."""
-        return float(np.sum(np.asarray(self._mix_w) * _scipy_norm.cdf(
+        return float(np.sum(np.asarray(self._mix_w) * _ndtr(
             -np.asarray(self._mix_locs) / self.mixture_scale)))
 
     def pattern_weights(self) -> jax.Array:  # [2^m]
