@@ -143,6 +143,9 @@ def test_ablations_run_end_to_end(options):
     assert all(np.isfinite(s["loss"]) for s in schedule.stages)
 
 
+# The tiny flow leaves its reference at this learning rate; the warning says so,
+# and it is not what this test checks.
+@pytest.mark.filterwarnings("ignore::gmjax.samplers.temperflow.ImportanceCollapseWarning")
 def test_steps_growth_gives_late_stages_more_steps():
     config = TemperFlowConfig(steps_mid=200, steps_growth=1 / 0.9, steps_per_call=100)
     # 200 / 0.9 ** (i - 1) = 200, 222, 247, 274, 305, 339, 376, 418, 464, 516 ...
