@@ -6,10 +6,11 @@
 QW's batch of 2,000, 1,000 steps per beta and their spline size (32 bins, hidden
 (64, 64)) on the coupling flow, with the stages after the first trained on the
 forward KL from the reference, -E_p[log q] (``sampler.l2_form=forward_kl``), and
-no final reverse-KL refinement. At p = 8 this meets the issue's check on a CPU:
-max |P(x_j > 0) - 0.3| = 0.007, all 256 sign patterns, 18 betas in 5,062 s of
-training (docs/temperflow.md, "The paper's budget with the forward KL"); at
-p = 16 it meets it just, one seed: 0.0189, 256 patterns, 21 betas in 9,491 s. The same
+no final reverse-KL refinement. At p = 8 this meets the issue's check on a CPU
+in both seeds run: max |P(x_j > 0) - 0.3| = 0.007 and 0.0078, all 256 sign
+patterns, 18 betas (3,899 s of training alone; docs/temperflow.md, "The paper's
+budget with the forward KL"); at p = 16 it meets it just, one seed: 0.0189, 256
+patterns, 21 betas in 9,491 s. The same
 budget with QW's L2 distance drains the light modes (max error 0.153). A cheaper
 run: temperflow_clayton.py with --config.train.steps=500
 --config.sampler.l2_form=forward_kl --config.sampler.final_kl_steps=0 gave
