@@ -5,16 +5,37 @@
 # benchmark (MH step 0.1, HMC step 0.1 with 5 leapfrog steps, parallel tempering
 # over 5 temperatures from 1 to 0.1 with step 0.1 / sqrt(beta)). Tabulate with
 #   python experiments/temperflow_table.py --kind=clayton --runs runs/temperflow_clayton
+#
+# RECIPE picks TemperFlow's objective between stages:
+#   l2          (default) QW's L2 distance with the importance-sampled U_beta; from
+#               p = 32 the authors' "l2+kl" (log L2 + reverse KL), since the plain L2
+#               stages collapse there at this budget (docs/temperflow.md).
+#   forward_kl  not in QW: the forward KL from the reference, 500 steps per middle
+#               beta, the reference refreshed after every stage, no reverse-KL
+#               refinement. Run it into its own RUNS; tabulate with --recipe=forward_kl:
+#     RECIPE=forward_kl RUNS=runs/temperflow_clayton_fkl bash experiments/scripts/temperflow_clayton.sh
+#     python experiments/temperflow_table.py --kind=clayton --recipe=forward_kl \
+#       --runs runs/temperflow_clayton_fkl
 set -euo pipefail
 RUNS=${RUNS:-runs/temperflow_clayton}
+RECIPE=${RECIPE:-l2}
 CONFIG=experiments/configs/temperflow_clayton.py
 DIMS=${DIMS:-8 16 32 64}
+case $RECIPE in
+  l2|forward_kl) ;;
+  *) echo "RECIPE must be l2 or forward_kl, got '$RECIPE'" >&2; exit 2 ;;
+esac
 for p in $DIMS; do
-  # From p = 32 the plain L2 stages collapse at this budget (docs/temperflow.md); the
-  # authors' "l2+kl" objective (log L2 + reverse KL) keeps the importance weights alive.
-  KL_WEIGHT=0.0; if [ "$p" -ge 32 ]; then KL_WEIGHT=1.0; fi
+  if [ "$RECIPE" = forward_kl ]; then
+    RECIPE_FLAGS="--config.train.steps=500 --config.sampler.l2_form=forward_kl \
+                  --config.sampler.final_kl_steps=0 --config.sampler.ref_every_stage=true"
+  else
+    KL_WEIGHT=0.0; if [ "$p" -ge 32 ]; then KL_WEIGHT=1.0; fi
+    RECIPE_FLAGS="--config.sampler.l2_kl_weight=$KL_WEIGHT"
+  fi
+  # shellcheck disable=SC2086  # the flag lists are meant to split into words
   python experiments/temperflow.py --config $CONFIG --workdir $RUNS/p$p-temperflow \
-    --config.data.dim=$p --config.method=temperflow --config.sampler.l2_kl_weight=$KL_WEIGHT "$@"
+    --config.data.dim=$p --config.method=temperflow $RECIPE_FLAGS "$@"
   MCMC="--config.data.dim=$p --config.mcmc.num_chains=1 --config.mcmc.burn_in=200 \
         --config.mcmc.step_size=0.1 --config.eval.num_samples=10000"
   python experiments/temperflow.py --config $CONFIG --workdir $RUNS/p$p-mh $MCMC --config.method=mh
