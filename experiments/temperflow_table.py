@@ -10,7 +10,7 @@ wrote into ``<runs>/<target>-<method>`` (2-D) or ``<runs>/p<dim>-<method>``
 (Clayton) and writes Markdown + JSON tables into ``--out`` (``docs/results``)
 and, for 2-D, a figure of TemperFlow's samples next to the KL sampler's. The
 Clayton runs come from ``experiments/scripts/temperflow_clayton.sh``; ``--recipe``
-names the objective its ``RECIPE`` ran them with, which picks the output file
+names the ``RECIPE`` it ran them with, which picks the output file
 (``temperflow_clayton.md`` or ``temperflow_clayton_forward_kl.md``) and the line
 under the table that says how TemperFlow was trained.
 """
@@ -46,9 +46,11 @@ CLAYTON_RECIPES = {
            "batch 500, 400 Adam steps at the first and last beta and 200 at each between, "
            "then 200 reverse-KL steps at beta = 1."),
     "forward_kl": ("temperflow_clayton_forward_kl",
-                   "TemperFlow, not QW's objective: the forward KL from the reference between "
-                   "stages, batch 500, 400 Adam steps at the first and last beta and 500 at "
-                   "each between, the reference refreshed after every stage, no reverse-KL "
+                   "TemperFlow, not QW's objective (experiments/configs/"
+                   "temperflow_clayton_forward_kl.py): the forward KL from the reference "
+                   "between stages, batch 500, 400 Adam steps at the first and last beta and "
+                   "500 at each between, the reference refreshed after every stage, the peak "
+                   "learning rate decayed by 0.95 per stage (QW: 0.9), no reverse-KL "
                    "refinement."),
 }
 

@@ -174,6 +174,15 @@ def test_clayton_paper_config_is_the_measured_recipe():
     assert (config.batch_size, config.steps_mid, config.steps_final) == (2000, 1000, 1000)
 
 
+def test_clayton_forward_kl_config_is_the_measured_recipe():
+    from experiments import temperflow as E
+    from experiments.configs import temperflow_clayton_forward_kl
+
+    config = E.sampler_config(temperflow_clayton_forward_kl.get_config())
+    assert (config.l2_form, config.final_kl_steps, config.ref_cutoffs) == ("forward_kl", 0, None)
+    assert (config.batch_size, config.steps_mid, config.lr_decay) == (500, 500, 0.95)
+
+
 def test_bad_defensive_shares_are_refused():
     with pytest.raises(ValueError, match="defensive_share must be in"):
         TemperFlowConfig(defensive_share=1.0)

@@ -6,16 +6,19 @@
 # over 5 temperatures from 1 to 0.1 with step 0.1 / sqrt(beta)). Tabulate with
 #   python experiments/temperflow_table.py --kind=clayton --runs runs/temperflow_clayton
 #
-# RECIPE picks TemperFlow's objective between stages:
+# RECIPE picks how TemperFlow is trained:
 #   l2          (default) QW's L2 distance with the importance-sampled U_beta; from
 #               p = 32 the authors' "l2+kl" (log L2 + reverse KL), since the plain L2
 #               stages collapse there at this budget (docs/temperflow.md).
-#   forward_kl  not in QW: the forward KL from the reference, 500 steps per middle
-#               beta, the reference refreshed after every stage, no reverse-KL
-#               refinement. Run it into its own RUNS; tabulate with --recipe=forward_kl:
+#   forward_kl  not in QW: experiments/configs/temperflow_clayton_forward_kl.py, the
+#               forward KL from the reference, 500 steps per middle beta, the
+#               reference refreshed after every stage, learning-rate decay 0.95 per
+#               stage, no reverse-KL refinement. Run it into its own RUNS and
+#               tabulate it with --recipe=forward_kl:
 #     RECIPE=forward_kl RUNS=runs/temperflow_clayton_fkl bash experiments/scripts/temperflow_clayton.sh
 #     python experiments/temperflow_table.py --kind=clayton --recipe=forward_kl \
 #       --runs runs/temperflow_clayton_fkl
+# The MCMC runs are the same for both recipes.
 set -euo pipefail
 RUNS=${RUNS:-runs/temperflow_clayton}
 RECIPE=${RECIPE:-l2}
@@ -27,14 +30,13 @@ case $RECIPE in
 esac
 for p in $DIMS; do
   if [ "$RECIPE" = forward_kl ]; then
-    RECIPE_FLAGS="--config.train.steps=500 --config.sampler.l2_form=forward_kl \
-                  --config.sampler.final_kl_steps=0 --config.sampler.ref_every_stage=true"
+    FLOW_CONFIG=experiments/configs/temperflow_clayton_forward_kl.py; RECIPE_FLAGS=""
   else
     KL_WEIGHT=0.0; if [ "$p" -ge 32 ]; then KL_WEIGHT=1.0; fi
-    RECIPE_FLAGS="--config.sampler.l2_kl_weight=$KL_WEIGHT"
+    FLOW_CONFIG=$CONFIG; RECIPE_FLAGS="--config.sampler.l2_kl_weight=$KL_WEIGHT"
   fi
-  # shellcheck disable=SC2086  # the flag lists are meant to split into words
-  python experiments/temperflow.py --config $CONFIG --workdir $RUNS/p$p-temperflow \
+  # shellcheck disable=SC2086  # RECIPE_FLAGS is empty or one flag
+  python experiments/temperflow.py --config $FLOW_CONFIG --workdir $RUNS/p$p-temperflow \
     --config.data.dim=$p --config.method=temperflow $RECIPE_FLAGS "$@"
   MCMC="--config.data.dim=$p --config.mcmc.num_chains=1 --config.mcmc.burn_in=200 \
         --config.mcmc.step_size=0.1 --config.eval.num_samples=10000"
