@@ -27,11 +27,6 @@ from absl import app, flags
 from gmjax.targets import build_target
 from gmjax.viz.figure import plt, save_figure
 
-flags.DEFINE_enum("kind", "2d", ["2d", "clayton"], "Which table to write.")
-flags.DEFINE_string("runs", None, "Directory holding the runs.")
-flags.DEFINE_enum("recipe", "l2", ["l2", "forward_kl"],
-                  "Clayton only: the RECIPE experiments/scripts/temperflow_clayton.sh ran.")
-flags.DEFINE_string("out", "docs/results", "Where the tables (and figure) go.")
 FLAGS = flags.FLAGS
 
 TARGETS_2D = ("circle", "grid", "cross")
@@ -184,5 +179,16 @@ def main(argv):
         print(table_clayton(FLAGS.runs, FLAGS.out, FLAGS.recipe))
 
 
+def define_flags() -> None:
+    """Defines the command line; not at import, so tests can import the table functions
+    beside other scripts that define flags of the same names."""
+    flags.DEFINE_enum("kind", "2d", ["2d", "clayton"], "Which table to write.")
+    flags.DEFINE_string("runs", None, "Directory holding the runs.")
+    flags.DEFINE_enum("recipe", "l2", ["l2", "forward_kl"],
+                      "Clayton only: the RECIPE experiments/scripts/temperflow_clayton.sh ran.")
+    flags.DEFINE_string("out", "docs/results", "Where the tables (and figure) go.")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

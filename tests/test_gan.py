@@ -15,7 +15,7 @@ import pytest
 from experiments import gan as gan_experiment
 from experiments import runner
 from experiments.configs import gan_fashion_mnist
-from gmjax.data import load_dataset
+from gmjax.data import DatasetNotFoundError, load_dataset
 from gmjax.models.gan import GANWorkdirError, build_gan, load_gan, to_model_space
 from gmjax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gmjax.objectives.adversarial import (GAN_LOSSES, discriminator_loss, make_gan_losses,
@@ -29,6 +29,21 @@ LOG2 = math.log(2.0)
 
 def softplus(t: float) -> float:
     return math.log1p(math.exp(t))
+
+
+@functools.lru_cache(maxsize=None)
+def fashion_mnist_found() -> bool:
+    try:
+        load_dataset("fashion_mnist", "test[:1]")
+    except DatasetNotFoundError:
+        return False
+    return True
+
+
+def require_fashion_mnist() -> None:
+    """Skips, as .ci/run promises, where the Debian package is not installed."""
+    if not fashion_mnist_found():
+        pytest.skip("Fashion-MNIST not found: apt-get install dataset-fashion-mnist to run")
 
 
 # --- losses on tiny logits ---------------------------------------------------------------
@@ -97,6 +112,7 @@ def test_minmax_steps_on_tiny_data_move_the_losses_and_stay_finite():
     gen_params, disc_params = jax.jit(gan.init)(jax.random.PRNGKey(0))
     initial_gen = jax.tree.map(np.array, gen_params)  # the step donates its input state
     critic_loss, gen_loss = gan.losses("non_saturating")
+    require_fashion_mnist()
     real = load_dataset("fashion_mnist", "train[:64]").x  # uint8 [64, 28, 28, 1]
 
     # At initialization (weights ~ N(0, 0.02^2)) the logits are ~0: L_D ~ 2 log 2, L_G ~ log 2.
@@ -150,6 +166,7 @@ def tiny_config(steps: int = 4):
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory):
     """A 4-step GAN run, resumed to 6 steps: (workdir, metrics)."""
+    require_fashion_mnist()
     workdir = str(tmp_path_factory.mktemp("gan_z2"))
     run = lambda config: runner.run(gan_experiment.train_and_evaluate, config, workdir,
                                     gan_experiment.CHOICES, gan_experiment.POSITIVE)

@@ -4,7 +4,8 @@
         --workdir runs/temperflow_clayton_fkl/p32 --config.data.dim=32
 
 temperflow_clayton.py's flow and batch of 500, with four changes, each measured
-on Clayton (docs/temperflow.md, "The forward KL at the CPU budget"):
+on Clayton (docs/temperflow.md, "A slower learning-rate decay carries the
+forward KL to p = 32 and 64"):
 - the stages after the first fit the forward KL from the reference,
   -E_p[log q] (``sampler.l2_form=forward_kl``), whose importance weights are
   p/r rather than the L2 distance's p^2/r;
