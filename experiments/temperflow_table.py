@@ -184,7 +184,7 @@ def define_flags() -> None:
     beside other scripts that define flags of the same names."""
     flags.DEFINE_enum("kind", "2d", ["2d", "clayton"], "Which table to write.")
     flags.DEFINE_string("runs", None, "Directory holding the runs.")
-    flags.DEFINE_enum("recipe", "l2", ["l2", "forward_kl"],
+    flags.DEFINE_enum("recipe", "l2", list(CLAYTON_RECIPES),
                       "Clayton only: the RECIPE experiments/scripts/temperflow_clayton.sh ran.")
     flags.DEFINE_string("out", "docs/results", "Where the tables (and figure) go.")
 

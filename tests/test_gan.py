@@ -108,11 +108,11 @@ def test_dcgan_shapes_and_ranges():
 
 
 def test_minmax_steps_on_tiny_data_move_the_losses_and_stay_finite():
+    require_fashion_mnist()
     gan = build_gan({"name": "dcgan", "latent_dim": 2, "channels": 4}, (28, 28, 1))
     gen_params, disc_params = jax.jit(gan.init)(jax.random.PRNGKey(0))
     initial_gen = jax.tree.map(np.array, gen_params)  # the step donates its input state
     critic_loss, gen_loss = gan.losses("non_saturating")
-    require_fashion_mnist()
     real = load_dataset("fashion_mnist", "train[:64]").x  # uint8 [64, 28, 28, 1]
 
     # At initialization (weights ~ N(0, 0.02^2)) the logits are ~0: L_D ~ 2 log 2, L_G ~ log 2.
