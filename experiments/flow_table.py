@@ -20,13 +20,18 @@ from absl import app, flags
 from experiments import flow, runner
 from experiments.configs import flow_toy
 
-flags.DEFINE_string("workdir", "runs/flow_table", "Where every cell and the table go.")
-flags.DEFINE_list("models", ["realnvp", "maf", "spline_coupling", "gmm"], "Model names.")
-flags.DEFINE_list("data", ["8gaussians", "checkerboard"], "Toy densities.")
-flags.DEFINE_integer("steps", 10_000, "Training steps per flow (EM iterations for gmm: 200).")
-flags.DEFINE_integer("num_layers", 8, "Layers per flow.")
-flags.DEFINE_bool("progress", None, "Show progress bars (default: only on a terminal).")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command line; not at import, so tests and other scripts can import
+    this module beside scripts that define flags of the same names."""
+    flags.DEFINE_string("workdir", "runs/flow_table", "Where every cell and the table go.")
+    flags.DEFINE_list("models", ["realnvp", "maf", "spline_coupling", "gmm"], "Model names.")
+    flags.DEFINE_list("data", ["8gaussians", "checkerboard"], "Toy densities.")
+    flags.DEFINE_integer("steps", 10_000, "Training steps per flow (EM iterations for gmm: 200).")
+    flags.DEFINE_integer("num_layers", 8, "Layers per flow.")
+    flags.DEFINE_bool("progress", None, "Show progress bars (default: only on a terminal).")
 
 COLUMNS = ("nll_excess", "test_nll", "density_integral", "train_seconds")
 
@@ -67,4 +72,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

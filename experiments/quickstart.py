@@ -27,11 +27,16 @@ from absl import app, flags
 from experiments import flow, runner, temperflow
 from experiments.configs import flow_toy, temperflow_2d
 
-flags.DEFINE_string("workdir", "runs/quickstart", "Where every section writes its results.")
-flags.DEFINE_integer("steps", 3_000, "Training steps per section.")
-flags.DEFINE_bool("progress", None, "Show progress bars (default: only on a terminal).")
-flags.DEFINE_list("sections", None, "Run only these sections (default: all of them).")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command line; not at import, so tests and other scripts can import
+    this module beside scripts that define flags of the same names."""
+    flags.DEFINE_string("workdir", "runs/quickstart", "Where every section writes its results.")
+    flags.DEFINE_integer("steps", 3_000, "Training steps per section.")
+    flags.DEFINE_bool("progress", None, "Show progress bars (default: only on a terminal).")
+    flags.DEFINE_list("sections", None, "Run only these sections (default: all of them).")
 
 
 def sections(steps: int) -> List[Tuple[str, Callable, ml_collections.ConfigDict, Any, Any]]:
@@ -88,4 +93,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -162,3 +162,26 @@ def test_quickstart_writes_metrics_and_figures(repo_root, tmp_path):
     for figure in ("samples.png", "beta_trace.png"):
         with open(tmp_path / "temperflow_circle" / figure, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_script_imports_beside_every_other(repo_root):
+    """Scripts define their flags under __main__, not at import: importing two that share a
+    flag name (--workdir, --out, --stage ...) in one process must not raise DuplicateFlagError."""
+    code = ("import importlib, pathlib\n"
+            "for path in sorted(pathlib.Path('experiments').rglob('*.py')):\n"
+            "    importlib.import_module('.'.join(path.with_suffix('').parts))\n")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=repo_root)
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name,flag", [
+    ("quickstart.py", "--sections"), ("flow_table.py", "--num_layers"),
+    ("temperflow_table.py", "--recipe"), ("diagnostics/final_rounds.py", "--log_u"),
+    ("diagnostics/missing_mass.py", "--draws"), ("diagnostics/reference_coverage.py", "--shares"),
+    ("diagnostics/target_ml_fit.py", "--num_data"), ("diagnostics/weight_traces.py", "--truth"),
+])
+def test_scripts_still_define_their_flags_when_run(repo_root, name, flag):
+    out = script(repo_root, name, "--helpshort")  # absl prints the help and exits with 1
+    assert f"{flag}:" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]

@@ -22,17 +22,22 @@ from absl import app, flags
 from experiments import runner
 from experiments import temperflow as E
 
-flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run.")
-flags.DEFINE_integer("stage", None, "Restore the checkpoint after this many stages "
-                     "(default: the last); the final L2 stage of an 18-beta run is 18.")
-flags.DEFINE_enum("kind", "kl", ["kl", "l2"], "Reverse KL or the L2 loss.")
-flags.DEFINE_integer("rounds", 4, "Scored rounds of training.")
-flags.DEFINE_integer("steps", 200, "Steps per round (a multiple of train.steps_per_call).")
-flags.DEFINE_float("lr", 1e-4, "Peak learning rate of each round's one-cycle schedule.")
-flags.DEFINE_integer("batch_size", None, "Draws per step (default: the run's data.batch_size).")
-flags.DEFINE_float("log_u", None, "L2 rounds: use this log U_1 (e.g. 0 for a normalized "
-                   "target) instead of the importance-sampling estimate.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command line; not at import, so tests and other scripts can import
+    this module beside scripts that define flags of the same names."""
+    flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run.")
+    flags.DEFINE_integer("stage", None, "Restore the checkpoint after this many stages "
+                         "(default: the last); the final L2 stage of an 18-beta run is 18.")
+    flags.DEFINE_enum("kind", "kl", ["kl", "l2"], "Reverse KL or the L2 loss.")
+    flags.DEFINE_integer("rounds", 4, "Scored rounds of training.")
+    flags.DEFINE_integer("steps", 200, "Steps per round (a multiple of train.steps_per_call).")
+    flags.DEFINE_float("lr", 1e-4, "Peak learning rate of each round's one-cycle schedule.")
+    flags.DEFINE_integer("batch_size", None, "Draws per step (default: the run's data.batch_size).")
+    flags.DEFINE_float("log_u", None, "L2 rounds: use this log U_1 (e.g. 0 for a normalized "
+                       "target) instead of the importance-sampling estimate.")
 
 
 def main(argv):
@@ -69,5 +74,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flag_as_required("workdir")
     app.run(main)

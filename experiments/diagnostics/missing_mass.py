@@ -34,11 +34,16 @@ from absl import app, flags
 from experiments import runner
 from experiments import temperflow as E
 
-flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run on clayton.")
-flags.DEFINE_integer("stage", None, "Restore the checkpoint after this many stages "
-                     "(default: the last).")
-flags.DEFINE_integer("draws", 40_000, "Exact draws of the target.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command line; not at import, so tests and other scripts can import
+    this module beside scripts that define flags of the same names."""
+    flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run on clayton.")
+    flags.DEFINE_integer("stage", None, "Restore the checkpoint after this many stages "
+                         "(default: the last).")
+    flags.DEFINE_integer("draws", 40_000, "Exact draws of the target.")
 
 
 def report(target, log_q: Callable[[jax.Array], jax.Array], key: jax.Array, draws: int,
@@ -85,5 +90,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flag_as_required("workdir")
     app.run(main)

@@ -34,15 +34,20 @@ from experiments import temperflow as E
 from gmjax.objectives.sampling import log_normalizer, terms_ess
 from gmjax.samplers.temperflow import TemperFlow
 
-flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run.")
-flags.DEFINE_integer("stage", None, "Restore the checkpoint after this many stages "
-                     "(default: the last).")
-flags.DEFINE_float("beta", 1.0, "The temperature of the estimates.")
-flags.DEFINE_integer("draws", 20_000, "Reference draws per estimate.")
-flags.DEFINE_list("scales", ["1.25", "1.5", "2", "3"], "Widening factors s (> 1).")
-flags.DEFINE_list("shares", ["0.3", "0.5"], "Shares a of the wide component, in (0, 1).")
-flags.DEFINE_integer("seed", 1, "Seed of the draws.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command line; not at import, so tests and other scripts can import
+    this module beside scripts that define flags of the same names."""
+    flags.DEFINE_string("workdir", None, "A finished experiments/temperflow.py run.")
+    flags.DEFINE_integer("stage", None, "Restore the checkpoint after this many stages "
+                         "(default: the last).")
+    flags.DEFINE_float("beta", 1.0, "The temperature of the estimates.")
+    flags.DEFINE_integer("draws", 20_000, "Reference draws per estimate.")
+    flags.DEFINE_list("scales", ["1.25", "1.5", "2", "3"], "Widening factors s (> 1).")
+    flags.DEFINE_list("shares", ["0.3", "0.5"], "Shares a of the wide component, in (0, 1).")
+    flags.DEFINE_integer("seed", 1, "Seed of the draws.")
 
 
 def summarize(target, x, log_f: np.ndarray, log_r: np.ndarray) -> str:
@@ -101,5 +106,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flag_as_required("workdir")
     app.run(main)

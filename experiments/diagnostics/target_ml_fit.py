@@ -28,11 +28,16 @@ from experiments import temperflow as E
 from experiments.diagnostics import missing_mass
 from gmjax.flows.base import Flow
 
-config_flags.DEFINE_config_file("config", None, "A TemperFlow experiment config.")
-flags.DEFINE_integer("steps", 4000, "Adam steps.")
-flags.DEFINE_float("lr", 1e-3, "Peak learning rate (cosine decay to 0).")
-flags.DEFINE_integer("num_data", 200_000, "Exact target draws to fit.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command line; not at import, so tests and other scripts can import
+    this module beside scripts that define flags of the same names."""
+    config_flags.DEFINE_config_file("config", None, "A TemperFlow experiment config.")
+    flags.DEFINE_integer("steps", 4000, "Adam steps.")
+    flags.DEFINE_float("lr", 1e-3, "Peak learning rate (cosine decay to 0).")
+    flags.DEFINE_integer("num_data", 200_000, "Exact target draws to fit.")
 
 
 def main(argv):
@@ -73,5 +78,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flag_as_required("config")
     app.run(main)

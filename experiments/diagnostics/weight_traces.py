@@ -36,15 +36,20 @@ from gmjax.targets import build_target
 from gmjax.training.logging import read_jsonl
 from gmjax.viz.figure import plt, save_figure
 
-flags.DEFINE_string("out", None, "Where to write the figure (.png).")
-flags.DEFINE_float("truth", 0.3, "The weights' value at beta = 1, drawn as a line.")
-flags.DEFINE_string("title", "", "Figure title.")
-flags.DEFINE_integer("truth_draws", 4_000_000, "Clayton: draws for the tempered target's "
-                     "P_beta(x_j > 0) on a beta grid (0: do not estimate it).")
-flags.DEFINE_integer("dim", 8, "Clayton: the dimension p of the runs.")
-flags.DEFINE_float("min_truth_ess", 1000.0, "Plot the truth only at betas where its "
-                   "importance weights have at least this effective sample size.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the command line; not at import, so tests and other scripts can import
+    this module beside scripts that define flags of the same names."""
+    flags.DEFINE_string("out", None, "Where to write the figure (.png).")
+    flags.DEFINE_float("truth", 0.3, "The weights' value at beta = 1, drawn as a line.")
+    flags.DEFINE_string("title", "", "Figure title.")
+    flags.DEFINE_integer("truth_draws", 4_000_000, "Clayton: draws for the tempered target's "
+                         "P_beta(x_j > 0) on a beta grid (0: do not estimate it).")
+    flags.DEFINE_integer("dim", 8, "Clayton: the dimension p of the runs.")
+    flags.DEFINE_float("min_truth_ess", 1000.0, "Plot the truth only at betas where its "
+                       "importance weights have at least this effective sample size.")
 
 TRUTH_BETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
 
@@ -181,4 +186,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
