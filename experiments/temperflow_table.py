@@ -44,9 +44,9 @@ CLAYTON_RECIPES = {
                    "TemperFlow, not QW's objective (experiments/configs/"
                    "temperflow_clayton_forward_kl.py): the forward KL from the reference "
                    "between stages, batch 500, 400 Adam steps at the first and last beta and "
-                   "500 at each between, the reference refreshed after every stage, the peak "
-                   "learning rate decayed by 0.95 per stage (QW: 0.9), no reverse-KL "
-                   "refinement."),
+                   "500 * 1.1^(i - 1) at middle beta i, the reference refreshed after every "
+                   "stage, the peak learning rate decayed by 0.95 per stage (QW: 0.9), no "
+                   "reverse-KL refinement."),
 }
 
 # Qiu and Wang (2024), supplementary Table S1, measured on the authors' hardware

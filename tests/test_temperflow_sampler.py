@@ -181,6 +181,8 @@ def test_clayton_forward_kl_config_is_the_measured_recipe():
     config = E.sampler_config(temperflow_clayton_forward_kl.get_config())
     assert (config.l2_form, config.final_kl_steps, config.ref_cutoffs) == ("forward_kl", 0, None)
     assert (config.batch_size, config.steps_mid, config.lr_decay) == (500, 500, 0.95)
+    # 500 steps at the first middle beta, 3,700 at the last of p = 32's 22 middle betas
+    assert (config.mid_steps(1), config.mid_steps(22)) == (500, 3700)
 
 
 def test_bad_defensive_shares_are_refused():
