@@ -26,7 +26,7 @@ run alone (max |P(x_j > 0) - 0.3| over the first 8 coordinates, 2*10^4 draws;
 all 256 sign patterns in every run):
 
     p     growth 1.1, seed 0     growth 1.1, seed 1    even 500 steps (seed 0 / 1)
-    8     0.005 (196 s)          -                     0.005 / 0.0062
+    8     0.005 (196 s)          0.0039 (251 s)        0.005 / 0.0062
     16    0.0048 (413 s)         -                     0.006 / 0.0085
     32    0.0106 (1,030 s)       0.0071                0.029 / 0.032
     64    0.038 (4,616 s)        -                     0.088
