@@ -43,8 +43,9 @@ Choices = Mapping[str, Iterable[str]]
 # Fields that may change between a run and its resumption.
 RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.eval_every",
                     "train.checkpoint_every", "train.keep_checkpoints",
-                    # a finished sampler run resumes into just the refinement stage
-                    "sampler.final_kl_steps")
+                    # a finished sampler run resumes into just the refinement stage,
+                    # or into more rounds at beta = 1
+                    "sampler.final_kl_steps", "sampler.final_rounds")
 # Whole sections that only change what is measured at the end, not what is trained.
 RESUMABLE_SECTIONS = ("eval.",)
 

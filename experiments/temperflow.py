@@ -70,7 +70,8 @@ MCMC_METHODS = ("mh", "hmc", "pt")
 CHOICES = {"method": [*FLOW_METHODS, *MCMC_METHODS], "data.name": TARGETS,
            "model.name": FLOW_MODELS, "sampler.l2_form": L2_FORMS}
 POSITIVE = ("data.batch_size", "train.steps", "train.steps_per_call", "optim.lr",
-            "sampler.steps_init", "sampler.steps_final", "sampler.estimate_draws",
+            "sampler.steps_init", "sampler.steps_final", "sampler.final_rounds",
+            "sampler.estimate_draws",
             "mcmc.num_chains", "mcmc.burn_in", "mcmc.thin", "eval.num_samples",
             "eval.replicates", "eval.replicate_size", "eval.timed_draws",
             "eval.timing_repeats")
@@ -129,7 +130,8 @@ def sampler_config(config: ml_collections.ConfigDict) -> TemperFlowConfig:
         max_betas=s.max_betas, estimate_draws=s.estimate_draws,
         ref_cutoffs=None if s.ref_every_stage else DEFAULT_REF_CUTOFFS,
         num_fixed_betas=s.num_fixed_betas, upweight=s.upweight,
-        l2_kl_weight=s.l2_kl_weight, l2_form=s.l2_form, final_kl_steps=s.final_kl_steps,
+        l2_kl_weight=s.l2_kl_weight, l2_form=s.l2_form, final_rounds=s.final_rounds,
+        final_kl_steps=s.final_kl_steps,
         defensive_share=s.defensive_share, defensive_scale=s.defensive_scale,
         grad_clip=config.optim.grad_clip, steps_per_call=config.train.steps_per_call)
 

@@ -43,10 +43,10 @@ CLAYTON_RECIPES = {
     "forward_kl": ("temperflow_clayton_forward_kl",
                    "TemperFlow, not QW's objective (experiments/configs/"
                    "temperflow_clayton_forward_kl.py): the forward KL from the reference "
-                   "between stages, batch 500, 400 Adam steps at the first and last beta and "
-                   "500 * 1.1^(i - 1) at middle beta i, the reference refreshed after every "
-                   "stage, the peak learning rate decayed by 0.95 per stage (QW: 0.9), no "
-                   "reverse-KL refinement."),
+                   "between stages, batch 500, 400 Adam steps at the first beta, "
+                   "500 * 1.1^(i - 1) at middle beta i and 10 rounds of 400 at beta = 1, "
+                   "the reference refreshed after every stage and round, the peak learning "
+                   "rate decayed by 0.95 per stage (QW: 0.9), no reverse-KL refinement."),
 }
 
 # Qiu and Wang (2024), supplementary Table S1, measured on the authors' hardware

@@ -74,6 +74,61 @@ def test_a_finished_run_asked_for_the_refinement_trains_only_that_stage():
     assert stages[:-1] == finished and (stages[-1]["kind"], stages[-1]["beta"]) == ("kl", 1.0)
 
 
+def _trained(sampler, state, schedule):
+    for state, schedule in sampler.run(state, schedule):
+        pass
+    return state, schedule
+
+
+def _without_times(stages):
+    return [{k: v for k, v in s.items() if k != "seconds"} for s in stages]
+
+
+def test_final_rounds_each_start_from_a_fresh_reference(monkeypatch):
+    sampler = tiny_sampler(final_rounds=3)
+    references = []
+    estimate_log_u = sampler.estimate_log_u
+
+    def recorded(ref_params, beta, key):
+        references.append(ref_params)
+        return estimate_log_u(ref_params, beta, key)
+
+    monkeypatch.setattr(sampler, "estimate_log_u", recorded)
+    state, schedule = sampler.init(jax.random.PRNGKey(0))
+    params_after = []
+    for state, schedule in sampler.run(state, schedule):
+        params_after.append(state.params)
+    final = [s for s in schedule.stages if s["beta"] == 1.0]
+    assert [(s["kind"], s["round"]) for s in final] == [("l2", 1), ("l2", 2), ("l2", 3)]
+    assert schedule.final_rounds_done == 3 and len(set(schedule.betas)) == len(schedule.betas) - 2
+    assert [s.get("ref_updated", False) for s in final] == [True, True, False]
+    # Rounds 2 and 3 take the flow as the previous round left it for their reference.
+    for ref, before in zip(references[-2:], params_after[-3:-1]):
+        for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(before)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert final[1]["log_u"] != final[0]["log_u"]
+
+
+def test_a_finished_run_asked_for_more_final_rounds_equals_one_run_with_them():
+    state, schedule = _trained(tiny_sampler(), *tiny_sampler().init(jax.random.PRNGKey(0)))
+    assert schedule.final_rounds_done == 1
+    more_state, more = _trained(tiny_sampler(final_rounds=3), state, schedule)
+    fresh_sampler = tiny_sampler(final_rounds=3)
+    fresh_state, fresh = _trained(fresh_sampler, *fresh_sampler.init(jax.random.PRNGKey(0)))
+    assert _without_times(more.stages) == _without_times(fresh.stages)
+    for a, b in zip(jax.tree.leaves(more_state.params), jax.tree.leaves(fresh_state.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Fewer rounds than trained cannot be honoured, nor more after the KL refinement.
+    with pytest.raises(ValueError, match="already trained 3 rounds"):
+        list(tiny_sampler(final_rounds=2).run(more_state, more))
+    kl_state, kl_done = _trained(tiny_sampler(final_kl_steps=20),
+                                 *tiny_sampler().init(jax.random.PRNGKey(0)))
+    with pytest.raises(ValueError, match="ended with the reverse-KL refinement"):
+        list(tiny_sampler(final_rounds=2, final_kl_steps=20).run(kl_state, kl_done))
+    with pytest.raises(ValueError, match="final_rounds must be >= 1"):
+        TemperFlowConfig(final_rounds=0)
+
+
 def test_a_collapsed_importance_sample_is_flagged_and_warned_about(monkeypatch):
     sampler = tiny_sampler()
     state, schedule = sampler.init(jax.random.PRNGKey(0))
@@ -183,6 +238,8 @@ def test_clayton_forward_kl_config_is_the_measured_recipe():
     assert (config.batch_size, config.steps_mid, config.lr_decay) == (500, 500, 0.95)
     # 500 steps at the first middle beta, 3,700 at the last of p = 32's 22 middle betas
     assert (config.mid_steps(1), config.mid_steps(22)) == (500, 3700)
+    # then 10 rounds of 400 steps at beta = 1, each from a fresh reference
+    assert (config.final_rounds, config.steps_final) == (10, 400)
 
 
 def test_bad_defensive_shares_are_refused():

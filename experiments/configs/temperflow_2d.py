@@ -53,6 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.sampler.defensive_share = 0.0
     config.sampler.defensive_scale = 1.5
     config.sampler.min_acceptance = 0.01  # temperflow+rej: give up below this acceptance rate
+    # Rounds of steps_final steps at beta = 1, each after the first from a fresh
+    # reference (not in QW; 1: QW).
+    config.sampler.final_rounds = 1
     config.sampler.final_kl_steps = 0    # the authors' reverse-KL refinement after the final L2 stage
 
     config.model = ml_collections.ConfigDict()

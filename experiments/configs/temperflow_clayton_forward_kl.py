@@ -47,4 +47,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.sampler.ref_every_stage = True
     config.sampler.lr_decay = 0.95
     config.sampler.final_kl_steps = 0
+    config.sampler.final_rounds = 10    # 10 x 400 steps at beta = 1, a fresh reference each
     return config

@@ -12,8 +12,9 @@
 #               stages collapse there at this budget (docs/temperflow.md).
 #   forward_kl  not in QW: experiments/configs/temperflow_clayton_forward_kl.py, the
 #               forward KL from the reference, 500 * 1.1^(i-1) steps at middle
-#               beta i, the reference refreshed after every stage, learning-rate
-#               decay 0.95 per stage, no reverse-KL refinement. Run it into its
+#               beta i, 10 rounds of 400 steps at beta = 1, the reference refreshed
+#               after every stage and round, learning-rate decay 0.95 per stage,
+#               no reverse-KL refinement. Run it into its
 #               own RUNS and tabulate it with --recipe=forward_kl:
 #     RECIPE=forward_kl RUNS=runs/temperflow_clayton_fkl bash experiments/scripts/temperflow_clayton.sh
 #     python experiments/temperflow_table.py --kind=clayton --recipe=forward_kl \

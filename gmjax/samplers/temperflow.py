@@ -109,6 +109,15 @@ class TemperFlowConfig:
         ``lr_decay ** i``, get more steps; ``1 / lr_decay`` keeps peak rate
         times steps the same for every middle stage. On Clayton p = 8 it was
         no better than the same total spread evenly (docs/temperflow.md).
+      final_rounds: rounds of the final stage at beta = 1, each of
+        ``steps_final`` steps (1: QW). Not in QW: every round after the first
+        takes the flow as it ends the previous round for its reference, with a
+        fresh estimate of log U_1, so the importance weights' reference moves
+        toward p round by round. The last middle betas' reference lags p_beta
+        where the mode weights move fastest (Clayton: P(x_j > 0) falls by
+        0.1 between beta = 0.95 and 1); on Clayton p = 64 five rounds of
+        1,000 forward-KL steps took max |P(x_j > 0) - 0.3| from 0.034 to
+        0.013 (docs/temperflow.md).
       final_kl_steps: steps of the authors' reverse-KL refinement after the
         final L2 stage (0: none).
       batch_size: draws per step (split over devices).
@@ -154,6 +163,7 @@ class TemperFlowConfig:
     upweight: bool = False
     l2_kl_weight: float = 0.0
     l2_form: str = "distance"
+    final_rounds: int = 1
     final_kl_steps: int = 0
     defensive_share: float = 0.0
     defensive_scale: float = 1.5
@@ -175,6 +185,9 @@ class TemperFlowConfig:
         if not self.steps_growth >= 1.0:
             raise ValueError(f"steps_growth must be >= 1 (1: the same steps for every middle "
                              f"stage), got {self.steps_growth}")
+        if self.final_rounds < 1:
+            raise ValueError(f"final_rounds must be >= 1 (rounds of the final stage at "
+                             f"beta = 1), got {self.final_rounds}")
         if not 0.0 < self.kl_decay < 1.0:
             raise ValueError(f"kl_decay must be in (0, 1), got {self.kl_decay}")
         for name in ("steps_init", "steps_mid", "steps_final", "final_kl_steps"):
@@ -257,6 +270,11 @@ class Schedule:
     def betas(self) -> List[float]:
         """The temperatures trained so far, in order (the final ones are 1)."""
         return [s["beta"] for s in self.stages]
+
+    @property
+    def final_rounds_done(self) -> int:
+        """Rounds of the final stage (the L2 stages at beta = 1) trained so far."""
+        return sum(1 for s in self.stages if s["kind"] == "l2" and s["beta"] == 1.0)
 
 
 class TemperFlow:
@@ -428,10 +446,18 @@ class TemperFlow:
         Resuming is calling ``run`` again with a yielded (saved) pair.
         """
         c = self.config
+        self._check_final_rounds(schedule)
         if schedule.phase == "final_kl" and not c.final_kl_steps:
             schedule.phase = "done"  # saved by a run that had the refinement on
-        if (schedule.phase == "done" and c.final_kl_steps and c.method != "kl"
-                and schedule.stages and schedule.stages[-1]["kind"] == "l2"):
+        ends_in_l2 = bool(schedule.stages) and schedule.stages[-1]["kind"] == "l2"
+        if (schedule.phase in ("done", "final_kl") and c.method != "kl" and ends_in_l2
+                and schedule.final_rounds_done < c.final_rounds):
+            # A finished run, now asked for more final rounds: the next one's reference is
+            # the flow as it is, as it would have been had the run been started with them.
+            schedule.phase = "final_l2"
+            schedule.stages[-1]["ref_updated"] = True
+            state = state.replace(ref_params=state.params)
+        if schedule.phase == "done" and c.final_kl_steps and c.method != "kl" and ends_in_l2:
             schedule.phase = "final_kl"  # a finished run, now asked for the refinement
         while schedule.phase != "done":
             i = schedule.stage
@@ -460,11 +486,14 @@ class TemperFlow:
                 record.update(kind="l2", beta=beta, log_u=log_u)
                 state = state.replace(params=params)
             elif schedule.phase == "final_l2":
+                round_ = schedule.final_rounds_done + 1
                 log_u = self.estimate_log_u(state.ref_params, 1.0, est_key)
                 params, summary = self.train_stage(
                     state.params, "l2", 1.0, c.steps_final, c.lr * c.lr_decay ** i,
-                    train_key, state.ref_params, log_u, desc=f"stage {i} L2 beta=1")
-                record.update(kind="l2", beta=1.0, log_u=log_u)
+                    train_key, state.ref_params, log_u,
+                    desc=f"stage {i} L2 beta=1" + (f" round {round_}/{c.final_rounds}"
+                                                   if c.final_rounds > 1 else ""))
+                record.update(kind="l2", beta=1.0, log_u=log_u, round=round_)
                 state = state.replace(params=params)
             elif schedule.phase == "final_kl":
                 params, summary = self.train_stage(
@@ -482,6 +511,20 @@ class TemperFlow:
             schedule.stages.append(record)
             schedule.stage += 1
             yield state, schedule
+
+    def _check_final_rounds(self, schedule: Schedule) -> None:
+        """Refuses to resume a run whose trained final rounds ``final_rounds`` cannot match."""
+        c, done = self.config, schedule.final_rounds_done
+        if done > c.final_rounds:
+            raise ValueError(f"this run has already trained {done} rounds of the final stage "
+                             f"at beta = 1; final_rounds={c.final_rounds} cannot undo them: "
+                             f"resume with final_rounds >= {done}, or start a new run")
+        if (done < c.final_rounds and schedule.stages and schedule.stages[-1]["kind"] == "kl"
+                and schedule.stages[-1]["beta"] == 1.0 and done):
+            raise ValueError(f"this run ended with the reverse-KL refinement after {done} "
+                             f"final round(s); more rounds (final_rounds={c.final_rounds}) "
+                             f"would have come before it: start a new run, or resume with "
+                             f"final_rounds={done}")
 
     def _advance(self, state: SamplerState, schedule: Schedule, record: Dict[str, Any],
                  key: jax.Array, est: Optional[TemperingKL] = None) -> None:
@@ -536,7 +579,10 @@ class TemperFlow:
                 schedule.cutoffs_used += 1
             record["ref_updated"] = bool(refresh)
         elif phase == "final_l2":
-            schedule.phase = "final_kl" if c.final_kl_steps else "done"
+            if record["round"] < c.final_rounds:  # another round, from a fresh reference
+                record["ref_updated"] = True
+            else:
+                schedule.phase = "final_kl" if c.final_kl_steps else "done"
         else:
             schedule.phase = "done"
 
