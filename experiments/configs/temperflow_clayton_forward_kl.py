@@ -33,9 +33,9 @@ all 256 sign patterns in every run):
     8     0.0045 (245 s) / 0.0048       0.005 / 0.0039                     0.005 / 0.0062
     16    0.0052 (485 s) / 0.0072       0.0048 / 0.0105                    0.006 / 0.0085
     32    0.0045 (1,146 s) / 0.0048     0.0106 / 0.0071                    0.029 / 0.032
-    64    0.0141 (4,840 s) / -          0.038                              0.088
+    64    0.0141 (4,840 s) / 0.0096     0.038                              0.088
 
-So it meets the issue's 0.02 at every p.
+So it meets the issue's 0.02 at every p, in both seeds.
 """
 
 import ml_collections
