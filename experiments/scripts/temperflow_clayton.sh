@@ -14,8 +14,8 @@
 #               forward KL from the reference, 500 * 1.1^(i-1) steps at middle
 #               beta i, 10 rounds of 400 steps at beta = 1, the reference refreshed
 #               after every stage and round, learning-rate decay 0.95 per stage,
-#               no reverse-KL refinement. Run it into its
-#               own RUNS and tabulate it with --recipe=forward_kl:
+#               no reverse-KL refinement. Run it into its own RUNS and
+#               tabulate it with --recipe=forward_kl:
 #     RECIPE=forward_kl RUNS=runs/temperflow_clayton_fkl bash experiments/scripts/temperflow_clayton.sh
 #     python experiments/temperflow_table.py --kind=clayton --recipe=forward_kl \
 #       --runs runs/temperflow_clayton_fkl

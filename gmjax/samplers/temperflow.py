@@ -519,8 +519,8 @@ class TemperFlow:
             raise ValueError(f"this run has already trained {done} rounds of the final stage "
                              f"at beta = 1; final_rounds={c.final_rounds} cannot undo them: "
                              f"resume with final_rounds >= {done}, or start a new run")
-        if (done < c.final_rounds and schedule.stages and schedule.stages[-1]["kind"] == "kl"
-                and schedule.stages[-1]["beta"] == 1.0 and done):
+        if (0 < done < c.final_rounds and schedule.stages[-1]["kind"] == "kl"
+                and schedule.stages[-1]["beta"] == 1.0):
             raise ValueError(f"this run ended with the reverse-KL refinement after {done} "
                              f"final round(s); more rounds (final_rounds={c.final_rounds}) "
                              f"would have come before it: start a new run, or resume with "
