@@ -14,11 +14,12 @@ density p_beta(x) ∝ exp(-beta E(x)) of TemperFlow (Qiu and Wang, 2024).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import distrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class Modes(NamedTuple):
@@ -70,6 +71,44 @@ class Target(distrax.Distribution):
     def modes(self) -> Optional[Modes]:
         """The mode layout for mode metrics, or ``None`` when it has none."""
         return None
+
+    def weight_indicators(self, x: jax.Array) -> Optional[jax.Array]:
+        """``[n, k]`` 0/1 indicators whose means are the mode weights a sampler should hit.
+
+        Default: the nearest mode centre (for targets with ``modes()``), else
+        ``None``. Their means under the target are ``true_weights()``.
+        """
+        modes = self.modes()
+        if modes is None:
+            return None
+        d2 = jnp.sum(jnp.square(x[:, None, :] - modes.centres[None]), axis=-1)
+        return jax.nn.one_hot(jnp.argmin(d2, axis=1), len(modes.centres))
+
+    def true_weights(self) -> Optional[np.ndarray]:
+        """The means of ``weight_indicators`` under the target (``None`` where unknown)."""
+        modes = self.modes()
+        if modes is None:
+            return None
+        w = np.asarray(modes.weights, np.float64)
+        return w / w.sum()
+
+    def quality_metrics(self, samples: np.ndarray) -> Dict[str, float]:
+        """How well ``samples`` cover this target's modes (metric name -> value).
+
+        Default, for targets with ``modes()``: the VEEGAN / PacGAN mode metrics
+        (``gmjax.metrics.mode_metrics``) and ``mode_weight_max_error``, the
+        largest |q_k - w_k|; ``{}`` for targets without modes.
+        """
+        modes = self.modes()
+        if modes is None:
+            return {}
+        from gmjax.metrics.modes import mode_metrics  # metrics depend on arrays only
+        mm = mode_metrics(jnp.asarray(samples), modes.centres, modes.sd, modes.weights)
+        w = self.true_weights()
+        return {"modes_captured": int(mm.modes_captured), "num_modes": int(len(w)),
+                "high_quality_frac": float(mm.high_quality_frac),
+                "mode_weight_tv": float(mm.mode_weight_tv),
+                "mode_weight_max_error": float(np.max(np.abs(np.asarray(mm.mode_weights) - w)))}
 
     def _sample_n(self, key: jax.Array, n: int) -> jax.Array:
         raise NotImplementedError(f"target {self.name!r} has no exact sampler")

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -321,6 +321,41 @@ class ClaytonTarget(Target):
         x = jnp.asarray(x)
         return self.num_bimodal - jnp.sum(x[..., : self.num_bimodal] > 0, axis=-1,
                                           dtype=jnp.int32)
+
+    def weight_indicators(self, x: jax.Array) -> jax.Array:  # [n, p] -> [n, m]
+        """x_j > 0 for the bimodal coordinates: their means are P(x_j > 0) ~= 0.3."""
+        return (x[:, : self.num_bimodal] > 0).astype(jnp.float32)
+
+    def true_weights(self) -> np.ndarray:
+        """P(x_j > 0) = 1 - F_j(0) for each bimodal coordinate (~0.3)."""
+        return np.full(self.num_bimodal, 1.0 - self._mixture_cdf_at_zero())
+
+    def negative_count_shares(self, x: jax.Array) -> np.ndarray:  # [n, p] -> [m + 1]
+        """The shares of ``x`` with k = 0 ... m of the bimodal coordinates negative
+        (U-shaped under p: a third of the mass at k = m; nearly binomial for a
+        sampler without the copula's dependence)."""
+        counts = np.asarray(self.negative_counts(x))
+        return np.bincount(counts, minlength=self.num_bimodal + 1) / len(counts)
+
+    def quality_metrics(self, samples: np.ndarray, max_draws: int = 20_000
+                        ) -> Dict[str, float]:
+        """The sign patterns of the bimodal coordinates in the first ``max_draws`` samples.
+
+        ``sign_patterns_present`` (of 2^m), ``positive_frac_max_error`` =
+        max_j |P(x_j > 0) - true_weights()_j|, ``positive_frac_<j>`` and
+        ``pattern_weight_tv`` against the exact pattern weights.
+        """
+        x = np.asarray(samples[:max_draws])
+        m = self.num_bimodal
+        patterns = np.asarray(self.sign_patterns(jnp.asarray(x)))
+        positive = np.mean(x[:, :m] > 0, axis=0)
+        q = np.bincount(patterns, minlength=2 ** m) / len(patterns)
+        w = np.asarray(self.pattern_weights())
+        return {"sign_patterns_present": int(np.unique(patterns).size),
+                "num_sign_patterns": 2 ** m,
+                "positive_frac_max_error": float(np.max(np.abs(positive - self.true_weights()))),
+                **{f"positive_frac_{j}": float(positive[j]) for j in range(m)},
+                "pattern_weight_tv": float(0.5 * np.sum(np.abs(q - w)))}
 
     def _mixture_cdf_at_zero(self) -> float:
         """``u0 = F(0)`` of the bimodal marginal, float64 (0.7 for the default)."""

@@ -60,6 +60,7 @@ class FitResult:
     train_seconds: float
     start_step: int  # the step training (re)started from: > 0 after a resume
     steps: int
+    last_log: Dict[str, float] = dataclasses.field(default_factory=dict)  # the last train record
 
 
 def _first_non_finite(metrics: Mapping[str, np.ndarray]) -> Optional[Tuple[int, str, float]]:
@@ -77,8 +78,9 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
         batch_fn: Callable[[int], PyTree], *, num_steps: int, workdir: str, mesh: Mesh,
         log_every: int = 100, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
         eval_every: int = 0, eval_fn: Optional[Callable[[PyTree, int], Mapping[str, Any]]] = None,
-        steps_per_call: int = 1, batch_leading_axes: int = 0,
-        progress: Optional[bool] = None, desc: str = "train") -> FitResult:
+        steps_per_call: int = 1, batch_leading_axes: int = 0, shared_batch: bool = False,
+        save_final: bool = True, progress: Optional[bool] = None,
+        desc: str = "train") -> FitResult:
     """Trains ``state`` with ``train_step`` up to ``num_steps`` updates.
 
     Args:
@@ -96,6 +98,11 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
         a multiple of it.
       batch_leading_axes: stacking axes ``batch_fn`` itself puts before the
         batch axis (1 for a min-max step's critic axis).
+      shared_batch: the step was built with ``shared_batch=True``: ``batch_fn(step)``
+        is called once per compiled call and replicated, not stacked or split.
+      save_final: checkpoint after the last update even when it is not a
+        multiple of ``checkpoint_every`` (a caller that saves its own larger
+        state right after, as TemperFlow does after each stage, turns it off).
       progress: show a tqdm bar (default: only on a terminal).
     """
     for name, value in (("num_steps", num_steps), ("log_every", log_every),
@@ -118,6 +125,8 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
     last_saved = checkpointer.latest_step()
 
     def get_batch(step: int) -> PyTree:
+        if shared_batch:
+            return replicate(batch_fn(step), mesh)
         if steps_per_call == 1:
             return shard_batch(batch_fn(step), mesh, batch_leading_axes)
         stacked = jax.tree.map(lambda *xs: np.stack(xs),
@@ -125,6 +134,7 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
         return shard_batch(stacked, mesh, batch_leading_axes + 1)
 
     pending: List[Tuple[int, Dict]] = []  # (first step, device metrics) not yet checked
+    last_log: Dict[str, float] = {}
 
     def check_and_log(step: int, window_seconds: float) -> None:
         """Fetches pending metrics, stops on a non-finite one, logs their mean."""
@@ -145,6 +155,8 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
         record.update(step=step, split="train", steps_per_sec=n_steps / max(window_seconds, 1e-9),
                       train_seconds=train_seconds)
         writer.write(record)
+        last_log.clear()
+        last_log.update(record)
         if bar is not None:
             bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
 
@@ -170,7 +182,7 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
             if bar is not None:
                 bar.update(steps_per_call)
             logged = step % log_every == 0 or step == num_steps
-            checkpointing = step % checkpoint_every == 0 or step == num_steps
+            checkpointing = step % checkpoint_every == 0 or (save_final and step == num_steps)
             if logged or checkpointing:
                 jax.block_until_ready(state)
             train_seconds += time.perf_counter() - t0
@@ -192,4 +204,5 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
         if bar is not None:
             bar.close()
         checkpointer.close()
-    return FitResult(state=state, train_seconds=train_seconds, start_step=start, steps=step)
+    return FitResult(state=state, train_seconds=train_seconds, start_step=start, steps=step,
+                     last_log=dict(last_log))

@@ -14,6 +14,12 @@ batches ``[s, batch, ...]`` and runs the ``s`` updates in one ``lax.scan``,
 which cuts per-step dispatch cost for small models; metrics come back stacked
 ``[s]``. The result equals ``s`` separate calls.
 
+With ``shared_batch=True`` the "batch" is conditioning rather than data: it
+is replicated on every device instead of split, and all ``s`` scanned updates
+see the same one. Samplers train this way: each step draws its own points
+from the step key, and the batch carries the stage's temperature, reference
+model and normalizing-constant estimate.
+
 Gradient accumulation is an optimizer property (``optim.accumulate_steps``,
 ``optax.MultiSteps``), so it composes with everything here.
 """
@@ -62,15 +68,19 @@ def gradient_update(loss_fn: LossFn, optimizer: optax.GradientTransformation,
     return params, opt_state, metrics
 
 
-def scan_steps(step: Callable, steps_per_call: int) -> Callable:
-    """Runs ``step`` over ``[steps_per_call, ...]`` stacked batches in one scan."""
+def scan_steps(step: Callable, steps_per_call: int, shared_batch: bool = False) -> Callable:
+    """Runs ``step`` over ``[steps_per_call, ...]`` stacked batches in one scan
+    (with ``shared_batch``: ``steps_per_call`` times over one batch)."""
     if steps_per_call == 1:
         return step
 
     def scanned(state, batches):
         return jax.lax.scan(step, state, batches)
 
-    return scanned
+    def repeated(state, batch):
+        return jax.lax.scan(lambda s, _: step(s, batch), state, None, length=steps_per_call)
+
+    return repeated if shared_batch else scanned
 
 
 def data_parallel(fn: Callable, mesh: Mesh, leading_axes: int = 0,
@@ -89,7 +99,8 @@ def data_parallel(fn: Callable, mesh: Mesh, leading_axes: int = 0,
 
 
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, mesh: Mesh,
-                    *, steps_per_call: int = 1, donate: bool = True) -> Callable:
+                    *, steps_per_call: int = 1, donate: bool = True,
+                    shared_batch: bool = False) -> Callable:
     """Builds the jitted, data-parallel ``step(state, batch) -> (state, metrics)``.
 
     Args:
@@ -99,6 +110,8 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, me
       mesh: a ``data_mesh()``; one device is a mesh of size one.
       steps_per_call: updates per compiled call (stacked batches, see module doc).
       donate: donate the input state's buffers (the caller must not reuse it).
+      shared_batch: replicate the batch and reuse it in every scanned update
+        (conditioning for samplers, see module doc).
     """
 
     def one_step(state: TrainState, batch: PyTree) -> Tuple[TrainState, Metrics]:
@@ -108,7 +121,8 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, me
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     leading_axes = int(steps_per_call > 1)
-    return data_parallel(scan_steps(one_step, steps_per_call), mesh, leading_axes, donate)
+    return data_parallel(scan_steps(one_step, steps_per_call, shared_batch), mesh, leading_axes,
+                         donate, split_batch=not shared_batch)
 
 
 def make_eval_step(metric_fn: Callable[[PyTree, PyTree, jax.Array], Metrics],

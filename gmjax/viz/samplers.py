@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from gmjax.viz.density2d import plot_density_2d
 from gmjax.viz.figure import plt, save_figure
 
 
 def plot_beta_trace(path: str, stages: Sequence[Mapping[str, Any]], title: str = "") -> str:
     """beta per stage (log scale) and the estimated KL(p_beta || p_1) beside it.
 
-    ``stages`` are TemperFlow's stage records (``beta``, ``kind``, optional
-    ``kl`` and ``ref_updated``). Stages where the reference flow was
-    refreshed are ringed.
+    ``stages`` are TemperFlow's stage records (``StageInfo.to_record()``:
+    ``beta``, ``loss``, optional ``kl`` and ``ref_updated``). Stages where the
+    reference flow was refreshed are ringed.
     """
     index = np.arange(len(stages))
     betas = np.array([s["beta"] for s in stages])
     fig, (ax_beta, ax_kl) = plt.subplots(1, 2, figsize=(9, 3.5))
-    colors = ["tab:red" if s["kind"] == "kl" else "tab:blue" for s in stages]
+    colors = ["tab:red" if s["loss"] == "reverse_kl" else "tab:blue" for s in stages]
+    later = sorted({s["loss"] for s in stages if s["loss"] != "reverse_kl"})
     ax_beta.plot(index, betas, color="0.6", lw=1)
     ax_beta.scatter(index, betas, c=colors, zorder=3, s=25)
     refreshed = [i for i, s in enumerate(stages) if s.get("ref_updated")]
@@ -28,7 +30,8 @@ def plot_beta_trace(path: str, stages: Sequence[Mapping[str, Any]], title: str =
     ax_beta.set_yscale("log")
     ax_beta.set_xlabel("stage")
     ax_beta.set_ylabel("beta")
-    ax_beta.set_title("temperatures (red: KL stage, blue: L2 stage)", fontsize=9)
+    ax_beta.set_title(f"temperatures (red: reverse_kl, blue: {', '.join(later) or '-'})",
+                      fontsize=9)
     if refreshed:
         ax_beta.legend(fontsize=8, loc="lower right")
     with_kl = [(i, s["kl"]) for i, s in enumerate(stages) if "kl" in s]
@@ -96,3 +99,22 @@ def plot_sample_pairs(path: str, samples: np.ndarray, reference: np.ndarray,
                 ax.set_xlim(bounds[:2])
                 ax.set_ylim(bounds[2:])
     return save_figure(fig, path, title)
+
+
+def plot_target_samples(path: str, samples: np.ndarray, exact: np.ndarray,
+                        log_prob: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                        title: str = "") -> str:
+    """A sampler's points against a target's exact draws.
+
+    In 2-D: both over the target's density (``log_prob``); in more dimensions:
+    scatter plots of coordinate pairs (x0, x1), (x2, x3) and, from 10
+    dimensions on, (x0, x8) and (x8, x9).
+    """
+    samples, exact = np.asarray(samples), np.asarray(exact)
+    if samples.shape[1] == 2:
+        lo = np.minimum(exact.min(0), -1.0) - 1.0
+        hi = np.maximum(exact.max(0), 1.0) + 1.0
+        return plot_density_2d(path, exact, samples, log_prob=log_prob, title=title,
+                               bounds=(lo[0], hi[0], lo[1], hi[1]))
+    pairs = [(0, 1), (2, 3)] + ([(0, 8), (8, 9)] if samples.shape[1] > 9 else [])
+    return plot_sample_pairs(path, samples, exact, pairs, title=title)

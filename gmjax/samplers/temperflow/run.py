@@ -1,0 +1,107 @@
+"""Running TemperFlow stage by stage on the engine: ``fit`` per stage, a checkpoint after each.
+
+Each stage is the engine's ``fit`` of the kernel's compiled step (progress
+bar, the NaN guard, logs in ``workdir/stages/<i>/metrics.jsonl`` and, every
+``checkpoint_every`` steps, a checkpoint inside the stage). After the stage
+the kernel state (flow, reference, key, schedule) is checkpointed in
+``workdir/checkpoints`` and the stage's record appended to
+``workdir/metrics.jsonl`` (``"split": "stage"``). Calling ``run_temperflow``
+again on the same workdir resumes: at the next stage, or inside a stage from
+its last checkpoint, and ends bit-for-bit where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from gmjax.samplers.temperflow.kernel import Schedule, StageInfo, TemperFlow, TemperFlowState
+from gmjax.training.checkpoint import Checkpointer
+from gmjax.training.logging import MetricsWriter, read_jsonl
+from gmjax.training.loop import NonFiniteError, fit
+from gmjax.training.state import all_finite
+
+StageHook = Callable[[TemperFlowState, StageInfo], Mapping[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TemperFlowRun:
+    state: TemperFlowState
+    stages: List[Dict[str, Any]]   # every stage's record, as in metrics.jsonl
+    train_seconds: float           # all stages, compilation and estimates included
+
+
+def run_temperflow(kernel: TemperFlow, state: TemperFlowState, workdir: str, *,
+                   log_every: int = 0, checkpoint_every: int = 0, keep_checkpoints: int = 3,
+                   progress: Optional[bool] = None,
+                   on_stage: Optional[StageHook] = None) -> TemperFlowRun:
+    """Trains ``state`` (from ``kernel.init``) to the end of its schedule.
+
+    Args:
+      log_every, checkpoint_every: in steps, within a stage (multiples of the
+        kernel's ``steps_per_call``; 0: once per compiled call / only between
+        stages).
+      on_stage: ``on_stage(state, info) -> extra fields`` for the stage's record
+        (measurements outside the timed training, e.g. mode weights).
+    Raises:
+      NonFiniteError: naming the stage and the last good checkpoint.
+    """
+    c = kernel.config
+    calls = c.steps_per_call
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=keep_checkpoints)
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    writer = MetricsWriter(metrics_path)
+    train_seconds = 0.0
+    if checkpointer.latest_step() is not None:
+        state, meta = checkpointer.restore(state)
+        state = state.replace(schedule=Schedule(**meta["schedule"]))
+        train_seconds = float(meta["train_seconds"])
+        writer.truncate_after(state.schedule.stage)
+    try:
+        state = kernel.extend(state)
+        while (stage := kernel.next_stage(state)) is not None:
+            t0 = time.perf_counter()
+            cond, estimate = kernel.prepare_stage(state, stage)
+            stage_dir = os.path.join(workdir, "stages", f"{stage.index:03d}")
+            desc = f"stage {stage.index} {stage.loss} beta={stage.beta:.3g}" + (
+                f" round {stage.round}/{c.final_rounds}" if c.final_rounds > 1 and stage.round
+                else "")
+            prepared = time.perf_counter() - t0
+            try:
+                result = fit(kernel.stage_train_state(state, stage), kernel.train_step(stage.loss),
+                             lambda step: cond, num_steps=stage.steps, workdir=stage_dir,
+                             mesh=kernel.mesh, log_every=log_every or calls,
+                             checkpoint_every=checkpoint_every or stage.steps,
+                             steps_per_call=calls, shared_batch=True,
+                             save_final=False, progress=progress, desc=desc)
+            except NonFiniteError as e:
+                raise NonFiniteError(e.step, f"{e.name} in stage {stage.index} ({stage.loss} at "
+                                     f"beta={stage.beta:.4g})", e.value,
+                                     checkpointer.latest_step(), checkpointer.directory) from None
+            t1 = time.perf_counter()
+            state, info = kernel.finish_stage(state, stage, result.state.params, estimate,
+                                              log_u=float(cond["log_u"]),
+                                              last_log=result.last_log)
+            if not all_finite(state.params):
+                raise NonFiniteError(stage.steps, f"parameters after stage {stage.index}",
+                                     float("nan"), checkpointer.latest_step(),
+                                     checkpointer.directory)
+            seconds = prepared + result.train_seconds + time.perf_counter() - t1
+            info = info._replace(seconds=seconds)
+            train_seconds += seconds
+            record = info.to_record()
+            if on_stage is not None:
+                record.update(on_stage(state, info))
+            writer.write(dict(record, step=state.schedule.stage, split="stage",
+                              train_seconds=train_seconds))
+            checkpointer.save(state.schedule.stage, state,
+                              {"schedule": state.schedule._asdict(),
+                               "train_seconds": train_seconds})
+            shutil.rmtree(os.path.join(stage_dir, "checkpoints"), ignore_errors=True)
+    finally:
+        checkpointer.close()
+    stages = [r for r in read_jsonl(metrics_path) if r.get("split") == "stage"]
+    return TemperFlowRun(state=state, stages=stages, train_seconds=train_seconds)
