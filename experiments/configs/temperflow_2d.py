@@ -3,7 +3,7 @@
     python experiments/temperflow.py --config experiments/configs/temperflow_2d.py \
         --workdir runs/temperflow_circle --config.data.name=circle --config.method=temperflow
 
-``method``: temperflow, temperflow+rej, kl, l2-fixed-grid, mh, hmc, pt.
+``method``: temperflow, temperflow+rej, kl, mh, hmc, pt.
 """
 
 import ml_collections
@@ -25,38 +25,33 @@ def get_config() -> ml_collections.ConfigDict:
     # train.steps: Adam steps of every middle (L2) stage; checkpoints are per stage.
     config.train.steps = 500
     config.train.steps_per_call = 100
+    config.train.checkpoint_every = 0  # 0: between stages only (a stage is minutes at most)
     config.optim.lr = 1e-3
+    config.optim.schedule = "one_cycle"  # within every stage, peaking at the stage's rate
 
     config.sampler = ml_collections.ConfigDict()
+    config.sampler.beta_schedule = "adaptive"  # or "fixed_grid": num_fixed_betas from beta0 to 1
+    config.sampler.stage_loss = "l2_distance"  # QW; "l2_angle", "forward_kl": need no U_beta
     config.sampler.beta0 = 0.1
     config.sampler.kl_decay = 0.8
     config.sampler.steps_init = 1000
     config.sampler.steps_final = 500
-    # Middle stage i trains train.steps * steps_growth ** (i - 1) steps (not in QW;
-    # 1 / lr_decay offsets the per-stage learning-rate decay; on Clayton p = 8 no better
-    # than the same steps spread evenly). 1: the same for all.
+    # Middle stage i trains train.steps * steps_growth ** (i - 1) steps (1: all the same, QW).
     config.sampler.steps_growth = 1.0
-    config.sampler.lr_decay = 0.9
+    config.sampler.lr_decay = 0.9      # stage i peaks at optim.lr / sqrt(beta) * lr_decay ** i
     config.sampler.max_betas = 50
+    config.sampler.num_fixed_betas = 10
     config.sampler.estimate_draws = 10_000
-    config.sampler.ref_every_stage = False  # True: new reference after every stage, not at cutoffs
-    config.sampler.num_fixed_betas = 10  # l2-fixed-grid: geometric grid from beta0 to 1
-    config.sampler.upweight = False      # the authors' max(1, p/q)^2 variant of the L2 loss
-    config.sampler.l2_kl_weight = 0.0    # w in log L2 + w KL(q || p_beta); 1: the authors' "l2+kl"
-    # "distance": QW's log ||q - f / U||^2 with U by importance sampling; "angle":
-    # -log cos(q, f), "forward_kl": -E_p[log q] by importance sampling from the
-    # reference (both need no U; not in QW; docs/temperflow.md).
-    config.sampler.l2_form = "distance"
-    # Defensive reference (not in QW): a share of the reference draws comes from the
-    # flow pushed from N(0, scale^2 I), so the L2 loss and the log U / kl estimates see
-    # mass beyond the flow's tails (docs/temperflow.md). share 0: off (QW).
+    config.sampler.ref_refresh = "cutoffs"  # QW's kl cutoffs, or "every_stage"
+    config.sampler.upweight = False      # the authors' max(1, p/q)^2 terms in the L2 distance
+    config.sampler.l2_kl_weight = 0.0    # w in L + w KL(q || p_beta); 1: the authors' "l2+kl"
+    # Defensive reference (not in QW): a share of the reference draws comes from the flow
+    # pushed from N(0, scale^2 I). share 0: off.
     config.sampler.defensive_share = 0.0
     config.sampler.defensive_scale = 1.5
+    config.sampler.final_rounds = 1      # rounds at beta = 1, each from a fresh reference
+    config.sampler.final_kl_steps = 0    # the authors' reverse-KL refinement at beta = 1
     config.sampler.min_acceptance = 0.01  # temperflow+rej: give up below this acceptance rate
-    # Rounds of steps_final steps at beta = 1, each after the first from a fresh
-    # reference (not in QW; 1: QW).
-    config.sampler.final_rounds = 1
-    config.sampler.final_kl_steps = 0    # the authors' reverse-KL refinement after the final L2 stage
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "spline_autoregressive"

@@ -30,11 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.steps = 200
     config.sampler.steps_init = 400
     config.sampler.steps_final = 400
-    # The authors' reverse-KL refinement after the final L2 stage (they run 101 steps
-    # at their batch of 2,000). At this budget it is no clear win (docs/temperflow.md):
+    # The authors' reverse-KL refinement after the final stage (they run 101 steps at
+    # their batch of 2,000). At this budget it is no clear win (docs/temperflow.md):
     # max |P(x_j > 0) - 0.3| went 0.073 -> 0.039 at p = 8 but 0.151 -> 0.193 at p = 16.
-    # With sampler.l2_form=forward_kl set this to 0: the refinement undid the forward
-    # KL's fit in every run (see temperflow_clayton_paper.py).
     config.sampler.final_kl_steps = 200
     config.mcmc.step_size = 0.0
     config.mcmc.beta_min = 0.1

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gmjax.metrics.modes import mode_metrics
+
 
 class Modes(NamedTuple):
     """Where a multimodal target's modes sit, for ``mode_metrics``.
@@ -102,7 +104,6 @@ class Target(distrax.Distribution):
         modes = self.modes()
         if modes is None:
             return {}
-        from gmjax.metrics.modes import mode_metrics  # metrics depend on arrays only
         mm = mode_metrics(jnp.asarray(samples), modes.centres, modes.sd, modes.weights)
         w = self.true_weights()
         return {"modes_captured": int(mm.modes_captured), "num_modes": int(len(w)),

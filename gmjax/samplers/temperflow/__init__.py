@@ -9,12 +9,12 @@ from gmjax.samplers.temperflow.config import DEFAULT_REF_CUTOFFS, TemperFlowConf
 from gmjax.samplers.temperflow.kernel import (DONE, FINAL, FIRST, MIDDLE, MIN_ESS, REFINE,
                                               ImportanceCollapseWarning, Schedule, Stage,
                                               StageInfo, TemperFlow, TemperFlowState)
-from gmjax.samplers.temperflow.run import TemperFlowRun, run_temperflow
+from gmjax.samplers.temperflow.run import TemperFlowRun, mode_weight_hook, run_temperflow
 from gmjax.samplers.temperflow.schedule import next_log_beta_step, stage_peak_lr
 
 __all__ = [
     "DEFAULT_REF_CUTOFFS", "TemperFlowConfig", "DONE", "FINAL", "FIRST", "MIDDLE", "MIN_ESS",
     "REFINE", "ImportanceCollapseWarning", "Schedule", "Stage", "StageInfo", "TemperFlow",
-    "TemperFlowState", "TemperFlowRun", "run_temperflow", "next_log_beta_step",
+    "TemperFlowState", "TemperFlowRun", "mode_weight_hook", "run_temperflow", "next_log_beta_step",
     "stage_peak_lr",
 ]

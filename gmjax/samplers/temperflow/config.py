@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
+from typing import Dict, Tuple
 
 from gmjax.objectives.sampler_losses import STAGE_LOSSES
 
@@ -126,3 +126,27 @@ class TemperFlowConfig:
     @property
     def ref_cutoffs(self) -> Tuple[float, ...]:
         return DEFAULT_REF_CUTOFFS if self.ref_refresh == "cutoffs" else ()
+
+    @staticmethod
+    def unused_fields(method: str, beta_schedule: str = "adaptive",
+                      stage_loss: str = "l2_distance", defensive_share: float = 0.0
+                      ) -> Dict[str, str]:
+        """The fields that these choices leave without effect, and why."""
+        if method == "kl":
+            kept = ("method", "steps_init", "steps_final", "batch_size", "steps_per_call")
+            return {f.name: "method='kl' trains one reverse-KL stage at beta = 1 for "
+                            "steps_init + steps_final steps"
+                    for f in dataclasses.fields(TemperFlowConfig) if f.name not in kept}
+        unused = {}
+        if beta_schedule == "fixed_grid":
+            unused.update(dict.fromkeys(
+                ("kl_decay", "max_betas", "ref_refresh"),
+                "beta_schedule='fixed_grid' takes its betas from a grid and a fresh "
+                "reference every stage"))
+        else:
+            unused["num_fixed_betas"] = "only beta_schedule='fixed_grid' uses it"
+        if stage_loss != "l2_distance":
+            unused["upweight"] = "only stage_loss='l2_distance' has the authors' upweighting"
+        if not defensive_share:
+            unused["defensive_scale"] = "defensive_share is 0: no defensive reference"
+        return unused

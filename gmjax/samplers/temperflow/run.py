@@ -18,6 +18,10 @@ import shutil
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+import jax
+import numpy as np
+
+from gmjax.metrics.weights import importance_weight_trace
 from gmjax.samplers.temperflow.kernel import Schedule, StageInfo, TemperFlow, TemperFlowState
 from gmjax.training.checkpoint import Checkpointer
 from gmjax.training.logging import MetricsWriter, read_jsonl
@@ -105,3 +109,24 @@ def run_temperflow(kernel: TemperFlow, state: TemperFlowState, workdir: str, *,
         checkpointer.close()
     stages = [r for r in read_jsonl(metrics_path) if r.get("split") == "stage"]
     return TemperFlowRun(state=state, stages=stages, train_seconds=train_seconds)
+
+
+def mode_weight_hook(kernel: TemperFlow, draws: int, key: jax.Array) -> StageHook:
+    """An ``on_stage`` hook: the flow's mode weights beside p_beta's after each stage.
+
+    From ``draws`` flow draws (key ``fold_in(key, stage)``): the means of the
+    target's ``weight_indicators`` and their importance-sampling estimates
+    under the stage's p_beta (``gmjax.metrics.importance_weight_trace``);
+    nothing for targets without indicators or with ``draws = 0``.
+    """
+    def hook(state: TemperFlowState, info: StageInfo) -> Dict[str, Any]:
+        if not draws:
+            return {}
+        x, log_q = kernel.sample_and_log_prob(state.params, jax.random.fold_in(key, info.stage),
+                                              draws)
+        indicators = kernel.target.weight_indicators(x)
+        if indicators is None:
+            return {}
+        log_f = info.beta * np.asarray(kernel.target_log_prob(x), np.float64)
+        return importance_weight_trace(np.asarray(indicators), log_f, np.asarray(log_q))
+    return hook
