@@ -123,9 +123,9 @@ def log_angle_reference(log_q: jax.Array, log_f: jax.Array, log_r: jax.Array) ->
     biases ``log_normalizer`` (low), which makes ||q - f / U||^2 favour q's
     highest modes.
     """
-    log_qq = _log_mean_exp(2.0 * log_q - log_r)
-    log_qf = _log_mean_exp(log_q + log_f - log_r)
-    log_ff = _log_mean_exp(2.0 * log_f - log_r)
+    log_qq = log_mean_exp(2.0 * log_q - log_r)
+    log_qf = log_mean_exp(log_q + log_f - log_r)
+    log_ff = log_mean_exp(2.0 * log_f - log_r)
     return 0.5 * (log_qq + log_ff) - log_qf
 
 
