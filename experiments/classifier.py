@@ -8,26 +8,22 @@ and writes the experiment contract into ``--workdir``: ``config.json``,
 ``metrics.jsonl``, ``metrics.json`` (``test_accuracy``,
 ``test_cross_entropy`` in nats, ``train_seconds``, ``steps``, ...), ``curves.png`` and
 ``checkpoints/``. ``gmjax.models.classifier.load_feature_network(workdir)``
-then loads the network for ``gmjax.metrics.features``.
+then loads the network whose features the image metrics of ``gmjax.metrics`` compare.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, Dict, Optional
 
 import jax
 import ml_collections
-import numpy as np
 
-from experiments import runner
+from gmjax import experiment
 from gmjax.data import BatchIterator, load_dataset
-from gmjax.data.augment import random_shift
-from gmjax.metrics.features import class_accuracy
-from gmjax.models.classifier import CLASSIFIERS, IMAGE_SHAPES, FeatureNetwork, build_classifier
+from gmjax.models.classifier import (CLASSIFIERS, IMAGE_SHAPES, FeatureNetwork, build_classifier,
+                                     classifier_loss, evaluate_classifier)
 from gmjax.nets.lenet import image_input
-from gmjax.objectives.classification import cross_entropy_loss
 from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, make_optimizer,
                             make_train_step, read_jsonl)
 from gmjax import viz
@@ -40,21 +36,30 @@ POSITIVE = ("data.batch_size", "train.steps", "train.log_every", "train.checkpoi
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Checks what ``runner.validate`` cannot: split strings and ranges."""
-    runner.check_splits(config)
+    """What the run builds from ``config`` before it loads data (the network, its
+    optimizer, mesh and fit options), and the splits, data directory and ranges."""
+    experiment.check_splits(config)
+    experiment.check_data_dir(config)
     if not 0 <= config.augment.max_shift < min(IMAGE_SHAPES[config.data.name][:2]) // 2:
-        raise runner.ConfigError(f"--config.augment.max_shift={config.augment.max_shift} must "
-                                 f"be >= 0 and under half the image side")
+        raise experiment.ConfigError(f"--config.augment.max_shift={config.augment.max_shift} "
+                                     f"must be >= 0 and under half the image side")
     if not 0 <= config.model.dropout_rate < 1:
-        raise runner.ConfigError(f"--config.model.dropout_rate={config.model.dropout_rate} "
-                                 f"must be in [0, 1)")
+        raise experiment.ConfigError(f"--config.model.dropout_rate={config.model.dropout_rate} "
+                                     f"must be in [0, 1)")
+    build_classifier(config.model, config.model.num_classes)
+    experiment.check_fit(config)
 
 
-def evaluate(network: FeatureNetwork, images: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
-    """Held-out accuracy and cross-entropy (mean -log p(label | image), nats)."""
-    probs = network.probs(images)
-    ce = -np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-30)))
-    return {"test_accuracy": class_accuracy(probs, labels), "test_cross_entropy": float(ce)}
+def unread_fields(config: ml_collections.ConfigDict) -> Dict[str, str]:
+    """The fields a run of ``config`` does not read, and why (``gmjax.experiment.contract``)."""
+    unread = {f"data.{name}": "a toy-density field: the classifier trains on "
+                              "data.train_split and is tested on data.test_split"
+              for name in ("num_train", "num_test") if name in config.data}
+    unread.update(experiment.unread_by(
+        lambda c: build_classifier(c.model, c.model.num_classes), config, "model",
+        f"not an option of {config.model.name!r}"))
+    unread.update(experiment.unread_optimizer_fields(config))
+    return unread
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -68,12 +73,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     model = build_classifier(config.model, config.model.num_classes)
     params = jax.jit(model.init)(init_key, image_input(train.x[:1]))
 
-    def logits_fn(params, images, key):
-        return model.apply(params, image_input(images), deterministic=False,
-                           rngs={"dropout": key})
-
-    augment = functools.partial(random_shift, max_shift=config.augment.max_shift)
-    loss_fn = cross_entropy_loss(logits_fn, augment if config.augment.max_shift else None)
+    loss_fn = classifier_loss(model, config.augment.max_shift)
     optimizer = make_optimizer(config.optim, config.train.steps)
     mesh = data_mesh(config.train.num_devices or None)
     state = TrainState.create(params, optimizer, train_key)
@@ -88,11 +88,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                               train_split=config.data.train_split,
                               test_split=config.data.test_split)
 
-    result = runner.fit_with_config(config, state, step, batches.batch, workdir, mesh,
-        eval_fn=lambda state, _: evaluate(network(state.params), test.x, test.y),
+    result = experiment.fit_with_config(config, state, step, batches.batch, workdir, mesh,
+        eval_fn=lambda state, _: evaluate_classifier(network(state.params), test.x, test.y),
         progress=progress, desc=f"classifier {config.model.name} on {config.data.name}")
 
-    metrics: Dict[str, Any] = evaluate(network(result.state.params), test.x, test.y)
+    metrics: Dict[str, Any] = evaluate_classifier(network(result.state.params), test.x, test.y)
     metrics.update(train_seconds=result.train_seconds, steps=result.steps,
                    num_train=len(train), num_test=len(test))
     if jax.process_index() == 0:
@@ -102,10 +102,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         title=f"{config.model.name} on {config.data.name} "
                               f"{config.data.train_split}: {100 * metrics['test_accuracy']:.2f}% "
                               f"on {config.data.test_split}")
-    runner.write_metrics(workdir, metrics)
+    experiment.write_metrics(workdir, metrics)
     return metrics
 
 
+EXPERIMENT = experiment.Experiment(train_and_evaluate, choices=CHOICES, positive=POSITIVE,
+                                   check=check_config, unread=unread_fields)
+
 if __name__ == "__main__":
-    runner.define_flags()
-    runner.main(train_and_evaluate, CHOICES, POSITIVE)
+    experiment.main(EXPERIMENT)

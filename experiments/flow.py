@@ -23,11 +23,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments import runner
+from gmjax import experiment
 from gmjax.data import BatchIterator, load_dataset
 from gmjax.data.toy import TOY_DENSITIES
 from gmjax.models import gmm
-from gmjax.models.flow import FLOW_MODELS, build_flow
+from gmjax.flows import FLOWS
+from gmjax.models.flow import build_flow
 from gmjax.objectives import nll_loss
 from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, make_optimizer,
                             make_train_step, read_jsonl)
@@ -35,10 +36,46 @@ from gmjax import metrics as M
 from gmjax import viz
 
 # "gmm": the Gaussian mixture fitted by EM, the classical baseline beside the flows.
-CHOICES = {"data.name": TOY_DENSITIES, "model.name": [*FLOW_MODELS.names(), "gmm"],
+CHOICES = {"data.name": TOY_DENSITIES, "model.name": [*FLOWS.recipe_names(event_rank=1), "gmm"],
            "optim.name": OPTIMIZERS, "optim.schedule": SCHEDULES}
-POSITIVE = ("data.batch_size", "train.steps", "train.log_every", "train.checkpoint_every",
-            "train.steps_per_call", "optim.lr", "model.num_layers", "eval.num_samples")
+POSITIVE = ("data.batch_size", "data.num_train", "data.num_test", "train.steps",
+            "train.log_every", "train.checkpoint_every", "train.steps_per_call", "optim.lr",
+            "model.num_layers", "model.num_components", "eval.num_samples")
+TOY_DIM = 2  # every toy density is 2-D
+# What model.name=gmm, fitted by EM on all training points at once, does not read.
+EM_UNREAD = ("data.batch_size", "optim", "train.log_every", "train.eval_every",
+             "train.checkpoint_every", "train.keep_checkpoints", "train.steps_per_call",
+             "train.num_devices")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """What the run builds from ``config`` before it draws data: the flow with its
+    optimizer, mesh and fit options (``model.name=gmm`` builds nothing ahead)."""
+    if config.model.name != "gmm":
+        try:
+            build_flow(config.model, TOY_DIM)
+        except ValueError as e:
+            raise experiment.ConfigError(f"bad --config.model.*: {e}") from None
+        experiment.check_fit(config)
+
+
+def unread_fields(config: ml_collections.ConfigDict) -> Dict[str, str]:
+    """The fields a run of ``config`` does not read, and why (``gmjax.experiment.contract``)."""
+    unread = {"data.data_dir": "toy densities are sampled in memory; nothing is loaded"}
+    if config.model.name == "gmm":
+        unread.update(dict.fromkeys(EM_UNREAD, "model.name='gmm' is fitted by EM on all "
+                                    "training points at once, without minibatches, optimizer, "
+                                    "logs or checkpoints; train.steps counts EM iterations"))
+        unread.update({path: "a flow option; model.name='gmm' reads model.num_components"
+                       for path in experiment.leaf_fields(config)
+                       if path.startswith("model.")
+                       and path not in ("model.name", "model.num_components")})
+    else:
+        unread.update(experiment.unread_by(lambda c: build_flow(c.model, TOY_DIM), config,
+                                           "model", f"not an option of {config.model.name!r}"))
+        unread["model.num_components"] = "model.name='gmm' only"
+        unread.update(experiment.unread_optimizer_fields(config))
+    return unread
 
 
 def mean_log_prob(log_prob: Callable[[np.ndarray], jax.Array], x: np.ndarray,
@@ -70,7 +107,7 @@ class FittedDensity:
 def fit_flow(config, train, test, workdir, key, progress) -> FittedDensity:
     """Maximum likelihood with the shared fit loop (checkpoints, resume, NaN guard)."""
     init_key, train_key = jax.random.split(key)
-    model = build_flow(config.model, dim=train.x.shape[-1])
+    model = build_flow(config.model, train.x.shape[-1])
     params = jax.jit(model.init)(init_key, train.x[:2])
     log_prob = jax.jit(model.apply)
     optimizer = make_optimizer(config.optim, config.train.steps)
@@ -85,9 +122,9 @@ def fit_flow(config, train, test, workdir, key, progress) -> FittedDensity:
     def evaluate(state, step_number):
         return {"test_nll": -mean_log_prob(lambda x: log_prob(state.params, x), test.x)}
 
-    result = runner.fit_with_config(config, state, step, batches.batch, workdir, mesh,
-                                    eval_fn=evaluate, progress=progress,
-                                    desc=f"flow {config.model.name} on {config.data.name}")
+    result = experiment.fit_with_config(config, state, step, batches.batch, workdir, mesh,
+                                        eval_fn=evaluate, progress=progress,
+                                        desc=f"flow {config.model.name} on {config.data.name}")
     params = result.state.params
     n = config.eval.num_samples
     return FittedDensity(
@@ -148,7 +185,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             viz.plot_curves(os.path.join(workdir, "curves.png"),
                             read_jsonl(os.path.join(workdir, "metrics.jsonl")),
                             names=("loss", "test_nll"))
-    runner.write_metrics(workdir, metrics)
+    experiment.write_metrics(workdir, metrics)
     return metrics
 
 
@@ -161,6 +198,8 @@ def two_sample_metrics(samples: np.ndarray, reference: np.ndarray,
             for name in ("mmd", "energy_distance", "sliced_wasserstein")}
 
 
+EXPERIMENT = experiment.Experiment(train_and_evaluate, choices=CHOICES, positive=POSITIVE,
+                                   check=check_config, unread=unread_fields)
+
 if __name__ == "__main__":
-    runner.define_flags()
-    runner.main(train_and_evaluate, CHOICES, POSITIVE)
+    experiment.main(EXPERIMENT)

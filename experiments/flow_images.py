@@ -39,21 +39,23 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments import runner
+from gmjax import experiment
 from gmjax.data import (BatchIterator, dequantize_uniform, inverse_logit_transform,
                         load_dataset, logit_transform)
-from gmjax.flows import Flow
-from gmjax.flows.multiscale import IMAGE_FLOWS
+from gmjax.flows import FLOWS, Flow
 from gmjax.metrics import bits_per_dim
+from gmjax.models.flow import build_flow
 from gmjax.objectives import bits_per_dim_loss, dequantized_log_prob
 from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, make_optimizer,
                             make_train_step, read_jsonl)
 from gmjax import viz
 from gmjax.viz import save_image_grid
 
-IMAGE_DATA = ("digits", "fashion_mnist", "mnist")
+IMAGE_SHAPES = {"digits": (8, 8, 1), "fashion_mnist": (28, 28, 1), "mnist": (28, 28, 1)}
+IMAGE_DATA = tuple(IMAGE_SHAPES)
 PREPROCESS = ("logit", "none")
-CHOICES = {"data.name": IMAGE_DATA, "data.preprocess": PREPROCESS, "model.name": IMAGE_FLOWS,
+CHOICES = {"data.name": IMAGE_DATA, "data.preprocess": PREPROCESS,
+           "model.name": FLOWS.recipe_names(event_rank=3),
            "optim.name": OPTIMIZERS, "optim.schedule": SCHEDULES}
 POSITIVE = ("data.batch_size", "train.steps", "train.log_every", "train.checkpoint_every",
             "train.steps_per_call", "optim.lr", "model.levels", "model.steps_per_level",
@@ -103,22 +105,36 @@ def mean_log_prob(log_prob_u: Callable, params, x: np.ndarray, key: jax.Array,
 
 
 def build_image_flow(model: ml_collections.ConfigDict, event_shape: Tuple[int, ...]) -> Flow:
-    """The ``IMAGE_FLOWS`` entry ``model.name`` with the config's sizes.
+    """The image recipe ``model.name`` with the config's sizes (``build_flow``).
 
     ``model.actnorm`` reaches ``realnvp_image`` (ActNorm before every coupling,
     or none); Glow always has ActNorm, and asking it for none is an error.
     """
     check_actnorm(model)
-    sizes = dict(levels=model.levels, steps_per_level=model.steps_per_level, width=model.width)
-    if model.name == "realnvp_image":
-        sizes["actnorm"] = bool(model.get("actnorm", True))
-    return IMAGE_FLOWS.get(model.name)(tuple(event_shape), **sizes)
+    return build_flow(model, tuple(event_shape))
 
 
 def check_actnorm(model: ml_collections.ConfigDict) -> None:
     if not model.get("actnorm", True) and model.name != "realnvp_image":
-        raise runner.ConfigError(f"--config.model.actnorm=False: {model.name!r} always has "
-                                 "ActNorm; only realnvp_image can go without")
+        raise experiment.ConfigError(f"--config.model.actnorm=False: {model.name!r} always has "
+                                     "ActNorm; only realnvp_image can go without")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """What the run builds from ``config`` before it loads data: the flow with its
+    optimizer, mesh and fit options; and the splits, data directory and logit alpha."""
+    experiment.check_splits(config)
+    experiment.check_data_dir(config)
+    if not 0 < config.data.logit_alpha < 0.5:
+        raise experiment.ConfigError(f"--config.data.logit_alpha={config.data.logit_alpha} "
+                                     "must be in (0, 0.5)")
+    build_image_flow(config.model, IMAGE_SHAPES[config.data.name])
+    experiment.check_fit(config)
+
+
+def unread_fields(config: ml_collections.ConfigDict) -> Dict[str, str]:
+    """The fields a run of ``config`` does not read, and why (``gmjax.experiment.contract``)."""
+    return experiment.unread_optimizer_fields(config)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -160,9 +176,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     def evaluate(state, step_number):
         return {"bits_per_dim": test_bits_per_dim(state.params)}
 
-    result = runner.fit_with_config(config, state, step, batches.batch, workdir, mesh,
-                                    eval_fn=evaluate, progress=progress,
-                                    desc=f"flow {config.model.name} on {config.data.name}")
+    result = experiment.fit_with_config(config, state, step, batches.batch, workdir, mesh,
+                                        eval_fn=evaluate, progress=progress,
+                                        desc=f"flow {config.model.name} on {config.data.name}")
     params = result.state.params
 
     temperature = config.eval.temperature
@@ -195,10 +211,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         viz.plot_curves(os.path.join(workdir, "curves.png"),
                         read_jsonl(os.path.join(workdir, "metrics.jsonl")),
                         names=("loss", "bits_per_dim"))
-    runner.write_metrics(workdir, metrics)
+    experiment.write_metrics(workdir, metrics)
     return metrics
 
 
+EXPERIMENT = experiment.Experiment(train_and_evaluate, choices=CHOICES, positive=POSITIVE,
+                                   check=check_config, unread=unread_fields)
+
 if __name__ == "__main__":
-    runner.define_flags()
-    runner.main(train_and_evaluate, CHOICES, POSITIVE)
+    experiment.main(EXPERIMENT)

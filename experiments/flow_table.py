@@ -17,8 +17,9 @@ import os
 
 from absl import app, flags
 
-from experiments import flow, runner
+from experiments import flow
 from experiments.configs import flow_toy
+from gmjax import experiment
 
 FLAGS = flags.FLAGS
 
@@ -48,14 +49,14 @@ def cell_config(model: str, data: str):
 
 def main(argv):
     del argv
-    runner.quiet_logging()
+    experiment.quiet_logging()
     rows = {}
     for data in FLAGS.data:
         for model in FLAGS.models:
             workdir = os.path.join(FLAGS.workdir, f"{data}_{model}")
             print(f"== {data} / {model} -> {workdir}", flush=True)
-            metrics = runner.run(flow.train_and_evaluate, cell_config(model, data), workdir,
-                                 flow.CHOICES, flow.POSITIVE, progress=FLAGS.progress)
+            metrics = experiment.run(flow.EXPERIMENT, cell_config(model, data), workdir,
+                                     progress=FLAGS.progress)
             rows[f"{data}/{model}"] = {k: metrics.get(k) for k in COLUMNS}
             print(json.dumps(rows[f"{data}/{model}"]), flush=True)
     lines = ["| data / model | " + " | ".join(COLUMNS) + " |",

@@ -19,7 +19,7 @@ losses ``train_critic_loss`` / ``train_gen_loss``, ``train_seconds``,
 ``sample_seconds``, ``steps``), ``samples.png`` (8x8 samples), for a 2-D
 latent ``latent_grid.png`` (G on a grid of z in [-3, 3]^2), ``curves.png``
 and ``checkpoints/`` (the ``MinMaxState``; ``gmjax.models.gan.load_gan`` and
-``build_target("latent_ebm", workdir=...)`` read it back).
+``gmjax.models.gan.latent_ebm_target`` read it back).
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments import runner
-from gmjax import viz
+from gmjax import experiment, viz
 from gmjax.data import BatchIterator, load_dataset, take_batches
 from gmjax.models.gan import GAN_NETS, IMAGE_SHAPES, build_gan
 from gmjax.nets.dcgan import NORMS, UPSAMPLINGS
@@ -53,11 +52,28 @@ LATENT_RANGE = 3.0
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Checks what ``runner.validate`` cannot: split strings and the eval chunking."""
-    runner.check_splits(config)
+    """What the run builds from ``config`` before it loads data (the GAN and its losses, the
+    optimizers, mesh and fit options), and the splits, data directory and eval chunking."""
+    experiment.check_splits(config)
+    experiment.check_data_dir(config)
     if config.eval.num_test % config.eval.batch_size:
-        raise runner.ConfigError(f"--config.eval.num_test={config.eval.num_test} must be a "
-                                 f"multiple of --config.eval.batch_size={config.eval.batch_size}")
+        raise experiment.ConfigError(f"--config.eval.num_test={config.eval.num_test} must be a "
+                                     f"multiple of --config.eval.batch_size="
+                                     f"{config.eval.batch_size}")
+    build_gan(config.model, IMAGE_SHAPES[config.data.name]).losses(config.model.loss)
+    experiment.check_fit(config)
+
+
+def unread_fields(config: ml_collections.ConfigDict) -> Dict[str, str]:
+    """The fields a run of ``config`` does not read, and why (``gmjax.experiment.contract``)."""
+    unread = {f"data.{name}": "a toy-density field: the GAN trains on data.train_split and "
+                              "is evaluated on eval.num_test images of data.test_split"
+              for name in ("num_train", "num_test") if name in config.data}
+    unread.update(experiment.unread_by(
+        lambda c: build_gan(c.model, IMAGE_SHAPES[c.data.name]).losses(c.model.loss), config,
+        "model", f"not an option of {config.model.name!r}"))
+    unread.update(experiment.unread_optimizer_fields(config))
+    return unread
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -69,8 +85,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     train = load_dataset(config.data.name, config.data.train_split, data_dir=data_dir)
     test = load_dataset(config.data.name, config.data.test_split, data_dir=data_dir)
     if len(test) < config.eval.num_test:
-        raise runner.ConfigError(f"--config.eval.num_test={config.eval.num_test} but "
-                                 f"{config.data.test_split!r} has {len(test)} images")
+        raise experiment.ConfigError(f"--config.eval.num_test={config.eval.num_test} but "
+                                     f"{config.data.test_split!r} has {len(test)} images")
     test_x = test.x[:config.eval.num_test]
 
     gan = build_gan(config.model, IMAGE_SHAPES[config.data.name])
@@ -146,10 +162,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         viz.plot_curves(os.path.join(workdir, "curves.png"), records,
                         names=("critic/loss", "gen/loss", "critic/d_real", "critic/d_fake"),
                         title=name)
-    runner.write_metrics(workdir, metrics)
+    experiment.write_metrics(workdir, metrics)
     return metrics
 
 
+EXPERIMENT = experiment.Experiment(train_and_evaluate, choices=CHOICES, positive=POSITIVE,
+                                   check=check_config, unread=unread_fields)
+
 if __name__ == "__main__":
-    runner.define_flags()
-    runner.main(train_and_evaluate, CHOICES, POSITIVE)
+    experiment.main(EXPERIMENT)

@@ -3,9 +3,9 @@
     python experiments/quickstart.py --workdir runs/quickstart
     python experiments/quickstart.py --sections=temperflow_circle   # one section only
 
-Each family that has landed adds a section; each section is an ordinary
-experiment run in ``<workdir>/<section>/`` (so it resumes like any other),
-and ``<workdir>/metrics.json`` gathers their final metrics. Sections so far:
+Each section is an ordinary experiment run in ``<workdir>/<section>/`` (so it
+resumes like any other), and ``<workdir>/metrics.json`` gathers their final
+metrics. The sections:
 
 * ``flow_<data>``: a RealNVP fitted by maximum likelihood to ``8gaussians``
   and ``moons`` -- ``density.png`` shows data, samples and the learned density.
@@ -17,15 +17,15 @@ and ``<workdir>/metrics.json`` gathers their final metrics. Sections so far:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, NamedTuple
 
 import ml_collections
 from absl import app, flags
 
-from experiments import flow, runner, temperflow
-from experiments.configs import flow_toy, temperflow_2d
+from gmjax import experiment
 
 FLAGS = flags.FLAGS
 
@@ -39,21 +39,33 @@ def define_flags() -> None:
     flags.DEFINE_list("sections", None, "Run only these sections (default: all of them).")
 
 
-def sections(steps: int) -> List[Tuple[str, Callable, ml_collections.ConfigDict, Any, Any]]:
-    """(name, train_and_evaluate, config, choices, positive) for every section."""
-    out = []
-    for data in ("8gaussians", "moons"):
-        config = flow_toy.get_config()
-        config.data.name = data
-        config.data.num_train = 20_000
-        config.train.steps = steps
-        config.train.log_every = 100
-        config.train.eval_every = 1_000
-        config.train.checkpoint_every = 1_000
-        config.model.num_layers = 6
-        config.eval.num_samples = 4_000
-        out.append((f"flow_{data}", flow.train_and_evaluate, config, flow.CHOICES, flow.POSITIVE))
-    # TemperFlow's stages scale with --steps: 600 / 100 / 300 steps at the default 3,000.
+class Section(NamedTuple):
+    experiment: experiment.Experiment
+    config: ml_collections.ConfigDict    # the run's config
+    defaults: ml_collections.ConfigDict  # the config file it was made from
+
+
+def flow_section(data: str, steps: int) -> Section:
+    from experiments import flow
+    from experiments.configs import flow_toy
+
+    config = flow_toy.get_config()
+    config.data.name = data
+    config.data.num_train = 20_000
+    config.train.steps = steps
+    config.train.log_every = 100
+    config.train.eval_every = 1_000
+    config.train.checkpoint_every = 1_000
+    config.model.num_layers = 6
+    config.eval.num_samples = 4_000
+    return Section(flow.EXPERIMENT, config, flow_toy.get_config())
+
+
+def temperflow_section(steps: int) -> Section:
+    """TemperFlow's stages scale with ``steps``: 600 / 100 / 300 steps at the default 3,000."""
+    from experiments import temperflow
+    from experiments.configs import temperflow_2d
+
     unit = max(1, steps // 30)
     config = temperflow_2d.get_config()
     config.data.name = "circle"
@@ -65,30 +77,36 @@ def sections(steps: int) -> List[Tuple[str, Callable, ml_collections.ConfigDict,
     config.sampler.steps_final = 3 * unit
     config.eval.replicates = 3
     config.eval.timing_repeats = 1
-    out.append(("temperflow_circle", temperflow.train_and_evaluate, config, temperflow.CHOICES,
-                temperflow.POSITIVE))
-    return out
+    return Section(temperflow.EXPERIMENT, config, temperflow_2d.get_config())
+
+
+# Each section is built (and its script imported) only when it runs.
+SECTIONS: Dict[str, Callable[[int], Section]] = {
+    "flow_8gaussians": functools.partial(flow_section, "8gaussians"),
+    "flow_moons": functools.partial(flow_section, "moons"),
+    "temperflow_circle": temperflow_section,
+}
 
 
 def main(argv):
     del argv
-    runner.quiet_logging()
-    summary: Dict[str, Any] = {}
-    chosen = sections(FLAGS.steps)
-    names = [name for name, *_ in chosen]
-    unknown = sorted(set(FLAGS.sections or ()) - set(names))
+    experiment.quiet_logging()
+    unknown = sorted(set(FLAGS.sections or ()) - set(SECTIONS))
     if unknown:
-        raise app.UsageError(f"--sections: unknown {', '.join(unknown)}; valid: {', '.join(names)}")
-    if FLAGS.sections:
-        chosen = [section for section in chosen if section[0] in FLAGS.sections]
-    for name, train_and_evaluate, config, choices, positive in chosen:
+        raise app.UsageError(f"--sections: unknown {', '.join(unknown)}; "
+                             f"valid: {', '.join(SECTIONS)}")
+    summary: Dict[str, Any] = {}
+    for name, build in SECTIONS.items():
+        if FLAGS.sections and name not in FLAGS.sections:
+            continue
+        section = build(FLAGS.steps)
         workdir = os.path.join(FLAGS.workdir, name)
         print(f"== {name} -> {workdir}", flush=True)
-        summary[name] = dict(runner.run(train_and_evaluate, config, workdir, choices, positive,
-                                        progress=FLAGS.progress))
+        summary[name] = dict(experiment.run(section.experiment, section.config, workdir,
+                                            progress=FLAGS.progress, defaults=section.defaults))
         print(json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v
                           for k, v in summary[name].items()}), flush=True)
-    path = runner.write_metrics(FLAGS.workdir, summary)
+    path = experiment.write_metrics(FLAGS.workdir, summary)
     print(f"quick start done: {path}")
 
 

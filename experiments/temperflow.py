@@ -32,6 +32,7 @@ from gmjax.samplers import mcmc
 from gmjax.samplers.rejection import RejectionError
 from gmjax.samplers.temperflow import mode_weight_hook, run_temperflow
 from gmjax.targets import TARGETS
+from gmjax.training.optim import make_optimizer
 from gmjax.viz.samplers import plot_beta_trace, plot_target_samples, plot_weight_trace
 
 CHOICES = {"method": ["temperflow", "temperflow+rej", "kl", *mcmc.MCMC_SAMPLERS],
@@ -89,21 +90,34 @@ def train_and_evaluate(config, workdir: str, progress=None) -> Dict[str, Any]:
 
 
 def check_config(config) -> None:
-    """Builds, before any work, what the run builds from the config: the sampler config,
-    flow, optimizer and mesh (flows) or the chains' options (MCMC)."""
+    """Builds, before any work, what the run builds from the config: the target's size,
+    the sampler config, flow, optimizer and mesh (flows) or the chains' options (MCMC)."""
+    if config.data.name == "clayton" and config.data.dim < 8:
+        raise experiment.ConfigError(f"--config.data.dim={config.data.dim}: the Clayton target "
+                                     f"has 8 bimodal coordinates, so dim must be >= 8")
+    if config.data.name == "latent_ebm" and not config.data.gan_workdir:
+        raise experiment.ConfigError("--config.data.gan_workdir must name a trained GAN's workdir")
     try:
         if config.method in mcmc.MCMC_SAMPLERS:
             chain_options(config)
-            config.mcmc.init_scale  # noqa: B018  (read by run_chains, any value)
+            config.mcmc.init_scale  # noqa: B018  (any value: the chains' initial spread)
             return
         sampler_config(config)
         build_flow(config.model, config.data.dim if config.data.name == "clayton" else 2)
+        make_optimizer(config.optim, injectable=True)
     except ValueError as e:
         raise experiment.ConfigError(f"bad --config.sampler.*, --config.model.*, "
-                                     f"--config.mcmc.* or --config.train.*: {e}") from None
-    experiment.check_fit(config, total_steps=1)
-    if config.eval.stage_weight_draws < 0:
-        raise experiment.ConfigError("--config.eval.stage_weight_draws must be >= 0 (0: off)")
+                                     f"--config.optim.* or --config.mcmc.*: {e}") from None
+    experiment.config_mesh(config)
+    t = config.train
+    for name in ("log_every", "checkpoint_every"):
+        if t[name] < 0 or t[name] % t.steps_per_call:
+            raise experiment.ConfigError(f"--config.train.{name}={t[name]} must be a multiple of "
+                                         f"--config.train.steps_per_call={t.steps_per_call} "
+                                         f"(0: once per call / between stages only)")
+    if t.keep_checkpoints < 1 or config.eval.stage_weight_draws < 0:
+        raise experiment.ConfigError("--config.train.keep_checkpoints must be >= 1 and "
+                                     "--config.eval.stage_weight_draws >= 0 (0: off)")
 
 
 def unread_fields(config) -> Dict[str, str]:
@@ -126,7 +140,8 @@ def unread_fields(config) -> Dict[str, str]:
     unread["mcmc"] = f"method={config.method!r} trains a flow"
     unread["train.eval_every"] = ("TemperFlow evaluates at the end; eval.stage_weight_draws "
                                   "measures the mode weights after every stage")
-    unread.update({f"sampler.{k}": v for k, v in unused_sampler_fields(config).items()})
+    unread.update({f"sampler.{k}": v for k, v in unused_sampler_fields(config).items()
+                   if k in config.sampler})
     if config.method == "kl":
         unread["train.steps"] = "method='kl' trains sampler.steps_init + sampler.steps_final"
         unread["sampler.min_acceptance"] = "method='kl' makes no rejection step"

@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import classifier, runner
+from experiments import classifier
 from experiments.configs import classifier_digits
+from gmjax import experiment
 from gmjax.data import load_dataset
 from gmjax.data.augment import random_shift
 from gmjax.models.classifier import (IMAGE_SHAPES, FeatureNetwork, FeatureNetworkError,
@@ -105,8 +106,7 @@ def digits_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("classifier_digits"))
     config = classifier_digits.get_config()
     start = time.perf_counter()
-    metrics = runner.run(classifier.train_and_evaluate, config, workdir, classifier.CHOICES,
-                         classifier.POSITIVE)
+    metrics = experiment.run(classifier.EXPERIMENT, config, workdir)
     return workdir, metrics, time.perf_counter() - start
 
 
@@ -180,9 +180,10 @@ def test_image_metrics_tell_real_digits_from_noise_and_collapse(digits_run):
 
 
 def test_a_missing_workdir_names_the_training_command(tmp_path):
-    with pytest.raises(FeatureNetworkError, match="experiments/classifier.py --config "
-                                                  "experiments/configs/classifier_mnist.py"):
+    with pytest.raises(FeatureNetworkError, match="the classifier experiment with one of the "
+                                                  "configs classifier_mnist, ") as error:
         load_feature_network(tmp_path / "nothing")
+    assert f"--workdir {tmp_path / 'nothing'}" in str(error.value)
 
 
 def test_an_unfinished_run_says_to_finish_it(digits_run, tmp_path):
@@ -191,7 +192,7 @@ def test_an_unfinished_run_says_to_finish_it(digits_run, tmp_path):
     os.remove(os.path.join(workdir, "metrics.json"))
     with pytest.raises(FeatureNetworkError, match="did not finish") as error:
         load_feature_network(workdir)
-    assert f"classifier_digits.py --workdir {workdir}" in str(error.value)
+    assert f"config classifier_digits and --workdir {workdir}" in str(error.value)
 
 
 def test_a_corrupt_checkpoint_is_a_clear_error(digits_run, tmp_path):
@@ -204,15 +205,14 @@ def test_a_corrupt_checkpoint_is_a_clear_error(digits_run, tmp_path):
                 f.write(b"not a checkpoint")
     with pytest.raises(FeatureNetworkError, match="could not be read") as error:
         load_feature_network(workdir)
-    assert "experiments/classifier.py" in str(error.value)
+    assert "retrain with the classifier experiment" in str(error.value)
 
 
 def test_a_bad_split_stops_with_the_valid_choices(tmp_path):
     config = classifier_digits.get_config()
     config.data.train_split = "valid"
-    with pytest.raises(runner.ConfigError, match="Valid splits are train, test"):
-        runner.run(classifier.train_and_evaluate, config, str(tmp_path), classifier.CHOICES,
-                   classifier.POSITIVE)
+    with pytest.raises(experiment.ConfigError, match="Valid splits are train, test"):
+        experiment.run(classifier.EXPERIMENT, config, str(tmp_path))
 
 
 # --- the real feature networks (minutes each) --------------------------------------------

@@ -53,6 +53,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run_bitwise(repo_root, tmp
             "--config.train.log_every=50"]
     reference = script(repo_root, "flow.py", *args, f"--workdir={tmp_path / 'straight'}")
     assert reference.returncode == 0, reference.stderr[-3000:]
+    assert "ConfigContractWarning" not in reference.stderr  # the run read what it declared
 
     killed_dir = tmp_path / "killed"
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=repo_root)
@@ -98,19 +99,39 @@ def test_resume_with_a_changed_model_is_refused(repo_root, tmp_path):
 def test_a_field_added_since_the_run_was_saved_resumes_and_others_are_refused(tmp_path, capsys):
     import ml_collections
 
-    from experiments import runner
+    from gmjax.experiment import ConfigError, prepare_workdir
     old = ml_collections.ConfigDict({"model": {"num_layers": 4}, "seed": 0})
-    assert runner.prepare_workdir(old, str(tmp_path)) is False
+    assert prepare_workdir(old, str(tmp_path)) is False
     new = ml_collections.ConfigDict({"model": {"num_layers": 4, "block_size": 8}, "seed": 0})
-    assert runner.prepare_workdir(new, str(tmp_path)) is True
+    assert prepare_workdir(new, str(tmp_path)) is True
     assert "model.block_size=8" in capsys.readouterr().out
     assert json.load(open(tmp_path / "config.json"))["model"]["block_size"] == 8
     changed = ml_collections.ConfigDict({"model": {"num_layers": 4, "block_size": 4}, "seed": 0})
-    with pytest.raises(runner.ConfigError, match="model.block_size: 8 -> 4"):
-        runner.prepare_workdir(changed, str(tmp_path))
+    with pytest.raises(ConfigError, match="model.block_size: 8 -> 4"):
+        prepare_workdir(changed, str(tmp_path))
+    # A field the script declares unread (or its own resumable one) may change.
+    assert prepare_workdir(changed, str(tmp_path), resumable=("model.block_size",)) is True
     removed = ml_collections.ConfigDict({"model": {"num_layers": 4}, "seed": 0})
-    with pytest.raises(runner.ConfigError, match="model.block_size: 8 -> None"):
-        runner.prepare_workdir(removed, str(tmp_path))
+    with pytest.raises(ConfigError, match="model.block_size: 4 -> None"):
+        prepare_workdir(removed, str(tmp_path))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["--config.data.data_dir=/tmp"],
+     "--config.data.data_dir='/tmp' is not read by this script: toy densities are sampled"),
+    (["--config.optim.momentum=0.9"],
+     "--config.optim.momentum=0.9 is not read by this script: optim.name='adam'"),
+    (["--config.model.name=gmm", "--config.optim.lr=0.1"],
+     "--config.optim.lr=0.1 is not read by this script: model.name='gmm' is fitted by EM"),
+])
+def test_a_change_to_a_field_the_script_does_not_read_is_refused(repo_root, tmp_path, overrides,
+                                                                 message):
+    out = script(repo_root, "flow.py", f"--config={FLOW_CONFIG}", f"--workdir={tmp_path / 'run'}",
+                 *overrides)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def check_quickstart_flows(summary, tmp_path):
@@ -128,18 +149,21 @@ def check_quickstart_flows(summary, tmp_path):
 
 
 def test_quickstart_flow_sections_write_metrics_and_figures(repo_root, tmp_path):
-    # The TemperFlow section runs the code path of test_temperflow_sampler.py's experiment
-    # test; here only its config is checked (the whole quick start is the slow test below).
     out = script(repo_root, "quickstart.py", f"--workdir={tmp_path}", "--steps=300",
                  "--sections=flow_8gaussians,flow_moons")
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.load(open(tmp_path / "metrics.json"))
     assert sorted(summary) == ["flow_8gaussians", "flow_moons"]
     check_quickstart_flows(summary, tmp_path)
-    from experiments import quickstart, temperflow
-    for name, _, config, _, _ in quickstart.sections(300):
-        if name.startswith("temperflow"):
-            temperflow.sampler_config(config)  # raises on stage lengths it cannot run
+
+
+def test_quickstart_temperflow_section_passes_the_checks_before_any_work():
+    # The section runs the code path of test_temperflow_experiment.py;
+    # here only its config is checked (the whole quick start is the slow test below).
+    from experiments import quickstart
+    from gmjax.experiment import preflight
+    section = quickstart.SECTIONS["temperflow_circle"](300)
+    preflight(section.experiment, section.config, section.defaults)
 
 
 def test_quickstart_refuses_an_unknown_section(repo_root, tmp_path):

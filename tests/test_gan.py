@@ -13,13 +13,13 @@ import optax
 import pytest
 
 from experiments import gan as gan_experiment
-from experiments import runner
+from gmjax import experiment
 from experiments.configs import gan_fashion_mnist
 from gmjax.data import DatasetNotFoundError, load_dataset
-from gmjax.models.gan import GANWorkdirError, build_gan, load_gan, to_model_space
+from gmjax.models.gan import GANWorkdirError, build_gan, latent_ebm_target, load_gan
 from gmjax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from gmjax.objectives.adversarial import (GAN_LOSSES, discriminator_loss, make_gan_losses,
-                                          minimax_generator_loss, non_saturating_generator_loss)
+from gmjax.objectives.adversarial import (GAN_LOSSES, discriminator_loss, minimax_generator_loss,
+                                          non_saturating_generator_loss)
 from gmjax.targets.latent_ebm import LatentEBMTarget
 from gmjax.targets.registry import build_target
 from gmjax.training import Checkpointer, MinMaxState, data_mesh, make_minmax_step
@@ -168,8 +168,7 @@ def gan_run(tmp_path_factory):
     """A 4-step GAN run, resumed to 6 steps: (workdir, metrics)."""
     require_fashion_mnist()
     workdir = str(tmp_path_factory.mktemp("gan_z2"))
-    run = lambda config: runner.run(gan_experiment.train_and_evaluate, config, workdir,
-                                    gan_experiment.CHOICES, gan_experiment.POSITIVE)
+    run = lambda config: experiment.run(gan_experiment.EXPERIMENT, config, workdir)
     first = run(tiny_config(4))
     assert first["steps"] == 4
     return workdir, run(tiny_config(6))
@@ -199,9 +198,8 @@ def test_experiment_writes_the_contract_files_and_resumes(gan_run):
 def test_a_bad_loss_name_stops_with_the_valid_choices(tmp_path):
     config = tiny_config()
     config.model.loss = "wgan"
-    with pytest.raises(runner.ConfigError, match="valid choices: minimax, non_saturating"):
-        runner.run(gan_experiment.train_and_evaluate, config, str(tmp_path),
-                   gan_experiment.CHOICES, gan_experiment.POSITIVE)
+    with pytest.raises(experiment.ConfigError, match="valid choices: minimax, non_saturating"):
+        experiment.run(gan_experiment.EXPERIMENT, config, str(tmp_path))
     assert not os.path.exists(tmp_path / "checkpoints")
 
 
@@ -214,7 +212,7 @@ def hand_log_prob(gan, gen_params, disc_params, z):  # [n, d] -> [n]
 
 def test_latent_ebm_from_a_workdir_is_log_normal_plus_the_logit(gan_run):
     workdir, _ = gan_run
-    target = build_target("latent_ebm", workdir=workdir)
+    target = latent_ebm_target(workdir)
     run = load_gan(workdir)
     assert run.step == 6 and target.dim == 2 and target.log_normalizer is None
     z = jax.random.normal(jax.random.PRNGKey(0), (7, 2)) * 2.0
@@ -233,10 +231,60 @@ def test_latent_ebm_from_a_workdir_is_log_normal_plus_the_logit(gan_run):
         target.log_prob(jnp.zeros((3, 5)))
 
 
+TINY_GAN = {"name": "dcgan", "latent_dim": 2, "channels": 4}
+
+
+@pytest.fixture(scope="module")
+def saved_gan(tmp_path_factory):
+    """A workdir as the GAN experiment leaves it, without training: (workdir, gan, params by step).
+
+    ``config.json`` and two checkpoints (steps 2 and 3) of a ``MinMaxState``
+    with random networks, so loading needs no data set.
+    """
+    workdir = str(tmp_path_factory.mktemp("saved_gan"))
+    gan = build_gan(TINY_GAN, (28, 28, 1))
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump({"model": TINY_GAN, "data": {"name": "fashion_mnist"}}, f)
+    opt = optax.adam(1e-3)
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    params = {}
+    for step in (2, 3):
+        gen_params, disc_params = jax.jit(gan.init)(jax.random.PRNGKey(step))
+        params[step] = (gen_params, disc_params)
+        checkpointer.save(step, MinMaxState.create(gen_params, disc_params, opt, opt,
+                                                   jax.random.PRNGKey(0)))
+    checkpointer.close()
+    return workdir, gan, params
+
+
+def test_latent_ebm_target_reads_the_checkpoint_it_is_asked_for(saved_gan):
+    workdir, gan, params = saved_gan
+    target = latent_ebm_target(workdir)  # the latest: step 3
+    assert target.dim == 2 and target.image_shape == (28, 28, 1)
+    assert repr(target).endswith("step 3)")
+    z = jax.random.normal(jax.random.PRNGKey(0), (6, 2))
+    np.testing.assert_allclose(target.log_prob(z), hand_log_prob(gan, *params[3], z),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(target.critic_logit(z),
+                               jax.jit(gan.logits)(params[3][1], jax.jit(gan.generate)(
+                                   params[3][0], z)), rtol=1e-5, atol=1e-5)
+    images = target.decode(z)
+    np.testing.assert_allclose(images, jax.jit(gan.decode)(params[3][0], z), atol=1e-6)
+    earlier = latent_ebm_target(workdir, step=2)
+    np.testing.assert_allclose(earlier.log_prob(z), hand_log_prob(gan, *params[2], z),
+                               rtol=1e-5, atol=1e-5)
+    assert earlier._log_prob is target._log_prob  # one compilation per architecture
+    with pytest.raises(GANWorkdirError, match="has no step 7; it holds steps \\[2, 3\\]"):
+        latent_ebm_target(workdir, step=7)
+
+
 def test_latent_ebm_from_modules_in_32_dimensions():
     gan = build_gan({"name": "dcgan", "latent_dim": 32, "channels": 4}, (28, 28, 1))
     gen_params, disc_params = jax.jit(gan.init)(jax.random.PRNGKey(3))
-    target = LatentEBMTarget(gan.generator, gen_params, gan.discriminator, disc_params, 32)
+    target = build_target("latent_ebm", decoder=gan.generator.apply, decoder_params=gen_params,
+                          critic=gan.discriminator.apply, critic_params=disc_params,
+                          latent_dim=32)
+    assert isinstance(target, LatentEBMTarget) and target.dim == 32
     z = jax.random.normal(jax.random.PRNGKey(4), (5, 32))
     log_p = target.log_prob(z)
     assert log_p.shape == (5,)
@@ -246,20 +294,23 @@ def test_latent_ebm_from_modules_in_32_dimensions():
     assert bool(jnp.all(jnp.isfinite(grad)))
 
 
-def test_a_missing_or_empty_workdir_names_the_training_command(gan_run, tmp_path):
+def test_a_missing_or_empty_workdir_names_the_training_command(saved_gan, tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(GANWorkdirError) as error:
-        build_target("latent_ebm", workdir=str(missing))
+        latent_ebm_target(str(missing))
     assert str(missing) in str(error.value) and "does not exist" in str(error.value)
-    assert "python experiments/gan.py --config experiments/configs/gan_fashion_mnist.py" in \
-        str(error.value)
+    assert "the gan experiment with config gan_fashion_mnist" in str(error.value)
 
     empty = tmp_path / "unstarted"  # a run that wrote its config but no checkpoint yet
     empty.mkdir()
-    shutil.copy(os.path.join(gan_run[0], "config.json"), empty / "config.json")
+    shutil.copy(os.path.join(saved_gan[0], "config.json"), empty / "config.json")
     with pytest.raises(GANWorkdirError, match="has no checkpoint yet") as error:
-        LatentEBMTarget.from_workdir(str(empty))
+        latent_ebm_target(str(empty))
     assert f"--workdir {empty}" in str(error.value)
     assert "--config.model.latent_dim=2" in str(error.value)
-    with pytest.raises(ValueError, match="needs the option workdir"):
+    with pytest.raises(ValueError, match="needs the workdir"):
+        latent_ebm_target("")
+    with pytest.raises(ValueError, match=r"latent_ebm_target\(workdir\)"):
+        build_target("latent_ebm", workdir=str(empty))
+    with pytest.raises(ValueError, match="missing decoder, decoder_params"):
         build_target("latent_ebm")

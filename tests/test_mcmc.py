@@ -176,14 +176,20 @@ def test_replica_exchange_even_odd_pairs():
 
 
 def test_parallel_tempering_defaults():
-    transition = mcmc.parallel_tempering(gaussian_log_prob)
-    states = transition.init(jnp.zeros(2))
-    np.testing.assert_array_equal(states.position, np.zeros((10, 2)))  # one replica per level
+    sampler = mcmc.parallel_tempering(gaussian_log_prob)
+    state = sampler.init(jnp.zeros(2))
+    assert isinstance(state, mcmc.PTState) and int(state.iteration) == 0
+    levels = state.levels
+    np.testing.assert_array_equal(levels.position, np.zeros((10, 2)))  # one replica per level
     betas = np.asarray(mcmc.geometric_ladder())
-    np.testing.assert_allclose(states.logdensity, betas * float(gaussian_log_prob(jnp.zeros(2))),
+    np.testing.assert_allclose(levels.logdensity, betas * float(gaussian_log_prob(jnp.zeros(2))),
                                rtol=1e-6)
-    np.testing.assert_array_equal(transition.position(states), np.zeros(2))
-    assert transition.has_swaps
+    np.testing.assert_array_equal(sampler.position(state), np.zeros(2))
+    assert sampler.has_swaps
+    state, info = jax.jit(sampler.step)(jax.random.key(0), state)
+    assert isinstance(info, mcmc.PTInfo) and int(state.iteration) == 1
+    assert info.level_acceptance_rate.shape == (10,)
+    assert float(info.swaps_proposed) == 5  # the even pairs of 10 levels, swap_every=1
 
 
 def test_geometric_ladder():

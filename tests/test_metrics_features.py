@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg
 from scipy.spatial.distance import cdist
 
-from gmjax.metrics import features as F
+from gmjax import metrics as F
 
 REPS = 200  # independent sample pairs for the unbiasedness checks
 

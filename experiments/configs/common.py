@@ -2,7 +2,9 @@
 
 A family config starts from ``base_config()`` and adds its ``model`` block and
 anything else it needs; every field can be overridden from the command line
-with ``--config.<field>=<value>``.
+with ``--config.<field>=<value>``. A script that has no use for one of these
+fields declares it unread, and refuses a change to it
+(``gmjax.experiment.contract``).
 """
 
 import ml_collections

@@ -7,7 +7,7 @@
 
 These two runs are the GANs whose latent energy
 ``E(z) = -log N(z; 0, I) - d(G(z))`` TemperFlow samples
-(``build_target("latent_ebm", workdir=...)``; Qiu and Wang, JASA 2024).
+(``gmjax.models.gan.latent_ebm_target(workdir)``; Qiu and Wang, JASA 2024).
 Adam with b1 = 0.5 for both players is the DCGAN recipe (Radford et al.,
 2016), here at lr 5e-4 rather than 2e-4 to get further in the 5,000 steps a
 2-core CPU trains in about 12 minutes. ``optim.critic_lr`` sets the

@@ -3,8 +3,9 @@
 The script, the diagnostics and the tables share these: the target, the
 kernel and a saved run from a config (``make_target``, ``make_kernel``,
 ``load_run``), the chains of the MCMC baselines (``run_chains``), the
-flow's draws and their timing (``sample_flow``) and the scores of a sample
-(``evaluate``).
+flow's draws and their timing (``sample_flow``), the scores of a sample
+(``evaluate``) and where a flow lacks a Clayton target's mass
+(``missing_mass``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import json
 import math
 import os
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -144,3 +146,65 @@ def evaluate(config, target: Target, samples: np.ndarray, key: jax.Array) -> Dic
         return out
     rng = np.random.default_rng(config.seed)
     return {**out, **metrics.adjusted_distances(samples, exact, reps, size, rng)}
+
+
+DEPTH_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+
+def missing_mass(target: Target, log_q: Callable[[jax.Array], jax.Array], key: jax.Array,
+                 draws: int, flow_draws: Optional[np.ndarray] = None) -> Dict[str, Any]:
+    """Where a density q lacks a Clayton target's mass: E_p[log p - log q] over exact draws of p.
+
+    The Clayton density is normalized, so the mean gap is the forward
+    KL(p || q); a large mean gap within a group of draws says q puts almost
+    no mass there. The groups:
+
+    * ``by_negatives``: the number k of negative coordinates among the first
+      m = ``num_bimodal`` (k = m is the all-negative pattern, a third of
+      the mass), with p's share of each k and, from ``flow_draws``, q's share
+      (``negative_count_shares``): the copula makes p's shares U-shaped,
+      while a q without the dependence has nearly binomial ones;
+    * ``by_depth``: quantile bins (``DEPTH_QUANTILES``) under p of
+      sum_j log F_j(X_j), the depth of X in the copula's lower tail, where
+      the Clayton dependence puts a thin ridge along the diagonal.
+
+    Returns ``dim``, ``num_bimodal``, ``draws``, ``forward_kl``, ``gap_above_2`` (the share of
+    draws with log p - log q > 2), ``by_negatives``: a list of ``(k, share_p,
+    mean_gap, share_q or None)`` for the k that occur, and ``by_depth``: a list
+    of ``(lo_quantile, hi_quantile, lo, hi, mean_gap)``.
+    """
+    x = target.sample(seed=key, sample_shape=(draws,))
+    gap = np.asarray(target.log_prob(x) - log_q(x), np.float64)
+    depth = np.asarray(jnp.sum(target.marginal_log_cdf(x), axis=-1), np.float64)
+    negatives = np.asarray(target.negative_counts(x))
+    share_q = None if flow_draws is None else target.negative_count_shares(flow_draws)
+    by_negatives = [(k, float(np.mean(negatives == k)), float(gap[negatives == k].mean()),
+                     None if share_q is None else float(share_q[k]))
+                    for k in range(target.num_bimodal + 1) if np.any(negatives == k)]
+    edges = np.quantile(depth, DEPTH_QUANTILES)
+    by_depth = []
+    for i in range(len(DEPTH_QUANTILES) - 1):
+        inside = (depth >= edges[i]) & (depth <= edges[i + 1])
+        by_depth.append((DEPTH_QUANTILES[i], DEPTH_QUANTILES[i + 1], float(edges[i]),
+                         float(edges[i + 1]), float(gap[inside].mean())))
+    return {"dim": target.dim, "num_bimodal": target.num_bimodal, "draws": draws,
+            "forward_kl": float(gap.mean()), "gap_above_2": float(np.mean(gap > 2)),
+            "by_negatives": by_negatives, "by_depth": by_depth}
+
+
+def missing_mass_text(result: Dict[str, Any], label: str) -> str:
+    """``missing_mass``'s result as lines of text, headed by ``label``."""
+    with_q = any(row[3] is not None for row in result["by_negatives"])
+    lines = [f"{label} (p = {result['dim']}): forward KL(p || q) = {result['forward_kl']:.3f} "
+             f"nats from {result['draws']} exact draws; log f - log q > 2 on "
+             f"{result['gap_above_2']:.3f} of them",
+             f"by the number of negative coordinates among the first {result['num_bimodal']} "
+             f"(share of p, mean log f - log q{', share of the flow' if with_q else ''}):"]
+    for k, share_p, gap, share_q in result["by_negatives"]:
+        lines.append(f"  {k}: {share_p:.3f}  {gap:8.3f}"
+                     + (f"  {share_q:.3f}" if share_q is not None else ""))
+    lines.append("by the lower-tail depth sum_j log F_j(x_j), in quantile bins of p:")
+    for q_lo, q_hi, lo, hi, gap in result["by_depth"]:
+        bin_name = f"{100 * q_lo:g}-{100 * q_hi:g}%"
+        lines.append(f"  {bin_name:>7} [{lo:8.1f}, {hi:6.1f}]: {gap:8.3f}")
+    return "\n".join(lines)

@@ -2,8 +2,8 @@
 
 from gmjax.models.classifier import (CLASSIFIERS, FeatureNetwork, FeatureNetworkError,
                                      build_classifier, load_feature_network)
-from gmjax.models.flow import FLOW_MODELS, build_flow
+from gmjax.models.flow import build_flow
 from gmjax.models.image_metrics import image_metrics
 
-__all__ = ["CLASSIFIERS", "FLOW_MODELS", "FeatureNetwork", "FeatureNetworkError",
+__all__ = ["CLASSIFIERS", "FeatureNetwork", "FeatureNetworkError",
            "build_classifier", "build_flow", "image_metrics", "load_feature_network"]

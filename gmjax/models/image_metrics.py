@@ -13,8 +13,8 @@ from typing import Any, Dict, Optional
 import chex
 import numpy as np
 
-from gmjax.metrics import features as F
-from gmjax.models.classifier import FeatureNetwork
+from gmjax import metrics as F
+from gmjax.models.classifier.feature_network import FeatureNetwork
 
 
 def image_metrics(network: FeatureNetwork, samples: np.ndarray, reference: np.ndarray,

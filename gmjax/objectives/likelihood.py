@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from gmjax.data.transforms import dequantize_uniform
-from gmjax.metrics.likelihood import bits_per_dim
+from gmjax.units import bits_per_dim
 
 PyTree = Any
 
@@ -89,7 +89,7 @@ def bits_per_dim_loss(
 
     which bounds the discrete model's bits/dim from above in expectation over
     the dequantization noise (Theis et al., 2016); a uniform model scores
-    ``log2 L``. (``gmjax.metrics.bits_per_dim`` is the conversion.)
+    ``log2 L``. (``gmjax.units.bits_per_dim`` is the conversion.)
 
     Args:
       log_prob_u: ``log_prob_u(params, x, key) -> [n]``, e.g. from ``dequantized_log_prob``.

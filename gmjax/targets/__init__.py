@@ -3,8 +3,9 @@
 ``build_target(name, **options)`` builds a registered target: ``circle``,
 ``grid`` and ``cross`` (two-dimensional Gaussian mixtures) and ``clayton``
 (the Clayton-copula target with 256 modes) and ``latent_ebm`` (the latent
-energy of a GAN trained by ``experiments/gan.py``), the synthetic examples of Qiu and
-Wang (2024), "Efficient multimodal sampling via tempered distribution flow".
+energy of a GAN's decoder and critic; ``gmjax.models.gan.latent_ebm_target``
+builds it from a trained run), the examples of Qiu and Wang (2024),
+"Efficient multimodal sampling via tempered distribution flow".
 """
 
 from gmjax.targets.base import Modes, Target, Tempered

@@ -19,18 +19,17 @@ and 32. The normalizing constant is unknown (``log_normalizer = None``) and
 there is no exact sampler. ``decode(z)`` turns latent samples into images for
 sample grids.
 
-``build_target("latent_ebm", workdir="runs/gan_fashion_z2")`` reads the
-latest checkpoint of a GAN trained by ``experiments/gan.py``.
+The target takes the two networks as pure functions with their parameters,
+so it knows nothing of how they were trained or stored;
+``gmjax.models.gan.latent_ebm_target(workdir)`` builds it from a trained GAN.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
 from typing import Any, Callable, Optional, Tuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -38,6 +37,9 @@ from gmjax.targets.base import Target
 from gmjax.targets.registry import TARGETS
 
 PyTree = Any
+Decoder = Callable[[PyTree, jax.Array], jax.Array]  # (params, z [m, d]) -> x [m, H, W, C]
+Critic = Callable[[PyTree, jax.Array], jax.Array]  # (params, x [m, H, W, C]) -> logits [m]
+ToImages = Callable[[jax.Array], jax.Array]  # x [..., H, W, C] -> images in [0, 1]
 
 
 def standard_normal_log_prob(z: jax.Array) -> jax.Array:  # [..., d] -> [...]
@@ -45,95 +47,87 @@ def standard_normal_log_prob(z: jax.Array) -> jax.Array:  # [..., d] -> [...]
     return -0.5 * jnp.sum(z * z, axis=-1) - 0.5 * z.shape[-1] * math.log(2.0 * math.pi)
 
 
-@functools.lru_cache(maxsize=16)
-def _compiled(generator: nn.Module, discriminator: nn.Module,
-              image_shape: Tuple[int, ...]) -> Tuple[Callable, Callable]:
-    """jitted ``(gen, disc, z) -> log_prob`` and ``(gen, z) -> images``, one per architecture.
+def _identity(x: jax.Array) -> jax.Array:
+    return x
 
-    Modules are hashable dataclasses, so every target built on one architecture
-    (e.g. the checkpoints of one run) shares the compilations; nested in an
+
+@functools.lru_cache(maxsize=16)
+def _compiled(decoder: Decoder, critic: Critic, to_images: ToImages,
+              image_shape: Tuple[int, ...]) -> Tuple[Callable, Callable]:
+    """jitted ``(dec, crit, z) -> log_prob`` and ``(dec, z) -> images``, one per network pair.
+
+    Keyed by the functions (hashable), so targets built on the same networks
+    (e.g. the checkpoints of one run) share the compilations; nested in an
     outer ``jit`` / ``grad`` / ``vmap`` they are simply inlined.
     """
 
-    def images(gen_params, z):  # [m, d] -> [m, H, W, C] in [-1, 1]
-        return generator.apply(gen_params, z)
-
     @jax.jit
-    def log_prob(gen_params, disc_params, z):  # [..., d] -> [...]
-        flat = z.reshape(-1, z.shape[-1])                                   # [m, d]
-        logits = discriminator.apply(disc_params, images(gen_params, flat))  # [m]
+    def log_prob(decoder_params, critic_params, z):  # [..., d] -> [...]
+        flat = z.reshape(-1, z.shape[-1])                                    # [m, d]
+        logits = critic(critic_params, decoder(decoder_params, flat))        # [m]
         return standard_normal_log_prob(z) + logits.reshape(z.shape[:-1])
 
     @jax.jit
-    def decode(gen_params, z):  # [..., d] -> [..., H, W, C] in [0, 1]
+    def decode(decoder_params, z):  # [..., d] -> [..., H, W, C] in [0, 1]
         flat = z.reshape(-1, z.shape[-1])
-        x = images(gen_params, flat).reshape(z.shape[:-1] + image_shape)
-        return jnp.clip((x + 1.0) * 0.5, 0.0, 1.0)
+        x = decoder(decoder_params, flat).reshape(z.shape[:-1] + image_shape)
+        return to_images(x)
 
     return log_prob, decode
 
 
 class LatentEBMTarget(Target):
-    """``p(z) ∝ N(z; 0, I) exp(d(G(z)))`` for a generator ``G`` and discriminator logit ``d``.
+    """``p(z) ∝ N(z; 0, I) exp(d(G(z)))`` for a decoder ``G`` and a critic logit ``d``.
 
     Args:
-      generator: Flax module ``z [m, d] -> images [m, H, W, C]`` in [-1, 1].
-      gen_params: its parameters.
-      discriminator: Flax module ``images [m, H, W, C] -> logits [m]``.
-      disc_params: its parameters.
+      decoder: ``G`` as a pure function ``(decoder_params, z [m, d]) -> x [m, H, W, C]``
+        (e.g. a Flax generator's ``apply``), ``x`` in the space the critic reads.
+      decoder_params: its parameters.
+      critic: ``d`` as a pure function ``(critic_params, x [m, H, W, C]) -> logits [m]``.
+      critic_params: its parameters.
       latent_dim: ``d``.
-      image_shape: ``(H, W, C)`` of ``G``'s images.
+      image_shape: ``(H, W, C)`` of the decoder's outputs.
+      to_images: maps decoder outputs to images in [0, 1] for ``decode``
+        (e.g. ``(x + 1) / 2`` for a ``tanh`` generator); identity by default.
       source: where the networks came from (a workdir), for ``repr``.
+
+    Pass the same function objects for targets of one architecture: the
+    jitted ``log_prob`` is compiled once per (decoder, critic, to_images).
     """
 
     name = "latent_ebm"
     log_normalizer: Optional[float] = None
 
-    def __init__(self, generator: nn.Module, gen_params: PyTree, discriminator: nn.Module,
-                 disc_params: PyTree, latent_dim: int,
-                 image_shape: Tuple[int, int, int] = (28, 28, 1), source: str = ""):
+    def __init__(self, decoder: Decoder, decoder_params: PyTree, critic: Critic,
+                 critic_params: PyTree, latent_dim: int,
+                 image_shape: Tuple[int, int, int] = (28, 28, 1),
+                 to_images: Optional[ToImages] = None, source: str = ""):
         super().__init__(latent_dim)
-        self.generator, self.gen_params = generator, gen_params
-        self.discriminator, self.disc_params = discriminator, disc_params
+        self.decoder, self.decoder_params = decoder, decoder_params
+        self.critic, self.critic_params = critic, critic_params
         self.image_shape = tuple(int(s) for s in image_shape)
         self.source = source
-        self._log_prob, self._decode = _compiled(generator, discriminator, self.image_shape)
+        self._log_prob, self._decode = _compiled(decoder, critic, to_images or _identity,
+                                                 self.image_shape)
 
-    @classmethod
-    def from_workdir(cls, workdir: str, step: Optional[int] = None) -> "LatentEBMTarget":
-        """The target of the GAN trained by ``experiments/gan.py`` in ``workdir``.
-
-        Raises:
-          gmjax.models.gan.GANWorkdirError: no config or checkpoint there; the
-            message names the command that trains one.
-        """
-        # Reading a run is the GAN model's job; imported here so that gmjax.targets
-        # (below gmjax.models in the import order) loads no model family on import.
-        from gmjax.models.gan import load_gan
-
-        run = load_gan(workdir, step)
-        gan = run.gan
-        return cls(gan.generator, run.gen_params, gan.discriminator, run.disc_params,
-                   gan.latent_dim, gan.image_shape, source=f"{run.workdir} step {run.step}")
+    def _check(self, z: jax.Array) -> jax.Array:
+        z = jnp.asarray(z, jnp.float32)
+        if z.shape[-1:] != (self.dim,):
+            raise ValueError(f"latent_ebm takes z [..., {self.dim}], got shape {z.shape}")
+        return z
 
     def log_prob(self, z: jax.Array) -> jax.Array:  # [..., d] -> [...]
         """``log N(z; 0, I) + d(G(z))``, unnormalized (``-E(z)``)."""
-        z = jnp.asarray(z, jnp.float32)
-        if z.shape[-1:] != (self.dim,):
-            raise ValueError(f"latent_ebm takes z [..., {self.dim}], got shape {z.shape}")
-        return self._log_prob(self.gen_params, self.disc_params, z)
+        return self._log_prob(self.decoder_params, self.critic_params, self._check(z))
 
-    def discriminator_logit(self, z: jax.Array) -> jax.Array:  # [..., d] -> [...]
+    def critic_logit(self, z: jax.Array) -> jax.Array:  # [..., d] -> [...]
         """``d(G(z)) = log_prob(z) - log N(z; 0, I)``: the re-weighting of the prior."""
-        z = jnp.asarray(z, jnp.float32)
+        z = self._check(z)
         return self.log_prob(z) - standard_normal_log_prob(z)
 
     def decode(self, z: jax.Array) -> jax.Array:  # [..., d] -> [..., H, W, C]
-        """The images ``(G(z) + 1) / 2`` in [0, 1] of latent points, for sample grids."""
-        z = jnp.asarray(z, jnp.float32)
-        if z.shape[-1:] != (self.dim,):
-            raise ValueError(f"latent_ebm takes z [..., {self.dim}], got shape {z.shape}")
-        return self._decode(self.gen_params, z)
+        """The images ``to_images(G(z))`` in [0, 1] of latent points, for sample grids."""
+        return self._decode(self.decoder_params, self._check(z))
 
     def __repr__(self) -> str:
         where = f", {self.source}" if self.source else ""
@@ -141,10 +135,22 @@ class LatentEBMTarget(Target):
 
 
 @TARGETS.register("latent_ebm")
-def latent_ebm_target(workdir: Optional[str] = None, step: Optional[int] = None
-                      ) -> LatentEBMTarget:
-    """``build_target("latent_ebm", workdir=...)``: the latest checkpoint of a GAN workdir."""
-    if not workdir:
-        raise ValueError("target latent_ebm needs the option workdir: a directory written by "
-                         "experiments/gan.py, e.g. workdir='runs/gan_fashion_z2'")
-    return LatentEBMTarget.from_workdir(os.fspath(workdir), step)
+def latent_ebm(decoder: Optional[Decoder] = None, decoder_params: PyTree = None,
+               critic: Optional[Critic] = None, critic_params: PyTree = None,
+               latent_dim: Optional[int] = None, **options: Any) -> LatentEBMTarget:
+    """``build_target("latent_ebm", decoder=..., decoder_params=..., critic=..., ...)``.
+
+    The options are those of `LatentEBMTarget`. A GAN trained into a workdir
+    gives them through ``gmjax.models.gan.latent_ebm_target(workdir)``.
+    """
+    hint = ("to sample the latent EBM of a GAN trained into a workdir, use "
+            "gmjax.models.gan.latent_ebm_target(workdir)")
+    if "workdir" in options:
+        raise ValueError(f"target latent_ebm takes the networks, not a workdir; {hint}")
+    given = dict(decoder=decoder, decoder_params=decoder_params, critic=critic,
+                 critic_params=critic_params, latent_dim=latent_dim)
+    missing = [name for name, value in given.items() if value is None]
+    if missing:
+        raise ValueError(f"target latent_ebm needs the options {', '.join(given)} (missing "
+                         f"{', '.join(missing)}); {hint}")
+    return LatentEBMTarget(decoder, decoder_params, critic, critic_params, latent_dim, **options)

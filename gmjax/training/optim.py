@@ -140,8 +140,9 @@ def make_optimizer(optim: Mapping[str, Any], total_steps: int = 1, *,
     k = int(optim.get("accumulate_steps", 1) or 1)
     if k < 1:
         raise ValueError(f"optim.accumulate_steps must be >= 1, got {k}")
+    tx = _build(optim, lr, total_steps)  # reads and checks every field now, not at init
     if not injectable:
-        return _build(optim, lr, total_steps)
+        return tx
     if schedule not in INJECTABLE_SCHEDULES:
         raise ValueError(f"optim.schedule={schedule!r} cannot take its learning rate and length "
                          f"at run time; use one of {INJECTABLE_SCHEDULES}")

@@ -65,7 +65,10 @@ def run_temperflow(kernel: TemperFlow, state: TemperFlowState, workdir: str, *,
         train_seconds = float(meta["train_seconds"])
         writer.truncate_after(state.schedule.stage)
     try:
-        state = kernel.extend(state)
+        extended = kernel.extend(state)
+        if extended.ref_params is not state.ref_params:  # reopened for more final rounds:
+            _mark_last_stage_refreshed(writer, metrics_path, state.schedule.stage)
+        state = extended
         while (stage := kernel.next_stage(state)) is not None:
             t0 = time.perf_counter()
             cond, estimate = kernel.prepare_stage(state, stage)
@@ -86,9 +89,10 @@ def run_temperflow(kernel: TemperFlow, state: TemperFlowState, workdir: str, *,
                                      f"beta={stage.beta:.4g})", e.value,
                                      checkpointer.latest_step(), checkpointer.directory) from None
             t1 = time.perf_counter()
+            # A stage whose training had ended before an interruption logs nothing on resume.
+            last_log = result.last_log or _last_train_record(stage_dir)
             state, info = kernel.finish_stage(state, stage, result.state.params, estimate,
-                                              log_u=float(cond["log_u"]),
-                                              last_log=result.last_log)
+                                              log_u=float(cond["log_u"]), last_log=last_log)
             if not all_finite(state.params):
                 raise NonFiniteError(stage.steps, f"parameters after stage {stage.index}",
                                      float("nan"), checkpointer.latest_step(),
@@ -109,6 +113,22 @@ def run_temperflow(kernel: TemperFlow, state: TemperFlowState, workdir: str, *,
         checkpointer.close()
     stages = [r for r in read_jsonl(metrics_path) if r.get("split") == "stage"]
     return TemperFlowRun(state=state, stages=stages, train_seconds=train_seconds)
+
+
+def _last_train_record(stage_dir: str) -> Dict[str, Any]:
+    path = os.path.join(stage_dir, "metrics.jsonl")
+    records = [r for r in read_jsonl(path) if r.get("split") == "train"] \
+        if os.path.exists(path) else []
+    return records[-1] if records else {}
+
+
+def _mark_last_stage_refreshed(writer: MetricsWriter, path: str, stage: int) -> None:
+    """The record of stage ``stage`` (1-based step) now says its successor has a fresh
+    reference, as it would had the run been started with the rounds that follow."""
+    records = [r for r in read_jsonl(path) if r.get("split") == "stage" and r["step"] == stage]
+    if records:
+        writer.truncate_after(stage - 1)
+        writer.write(dict(records[-1], ref_updated=True))
 
 
 def mode_weight_hook(kernel: TemperFlow, draws: int, key: jax.Array) -> StageHook:

@@ -1,4 +1,4 @@
-"""GANs: a generator and a discriminator, their game losses, sampling, and loading a run.
+"""GANs: a generator and a discriminator, their game losses, and sampling.
 
 A ``GAN`` ties the networks of ``gmjax.nets`` (``GAN_NETS``: ``dcgan``) to the
 losses of ``gmjax.objectives.adversarial`` (``GAN_LOSSES``). Images live in
@@ -9,25 +9,17 @@ take:
 
     model = 2 * x / 255 - 1          (to_model_space, from uint8)
     x01   = (model + 1) / 2          (to_unit_range)
-
-``experiments/gan.py`` trains one and writes a workdir (``config.json``,
-``checkpoints/``); ``load_gan(workdir)`` reads the latest checkpoint back
-without writing anything (it is what ``gmjax.targets.latent_ebm`` builds the
-latent energy from).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gmjax.models.classifier import quiet_absl
 from gmjax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gmjax.objectives.adversarial import GameLoss, make_gan_losses, sample_latent
 from gmjax.registry import Registry
@@ -125,105 +117,3 @@ def build_gan(model: Mapping[str, Any], image_shape: Tuple[int, int, int]) -> GA
     """
     generator, discriminator = GAN_NETS.get(model["name"])(model, tuple(image_shape))
     return GAN(generator, discriminator, int(model["latent_dim"]), tuple(image_shape))
-
-
-# ------------------------------------------------------------------ loading a trained run
-
-
-CONFIG_FILE = os.path.join("experiments", "configs", "gan_fashion_mnist.py")
-
-
-def train_command(workdir: str, latent_dim: int = 2) -> str:
-    """The command that trains a GAN into ``workdir`` (what to run when it is missing)."""
-    return (f"python experiments/gan.py --config {CONFIG_FILE} "
-            f"--config.model.latent_dim={latent_dim} --workdir {workdir}")
-
-
-class GANWorkdirError(FileNotFoundError):
-    """No trained GAN at a path (missing, no checkpoint, unreadable); says what to run."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainedGAN:
-    """A GAN read back from an ``experiments/gan.py`` workdir.
-
-    Attributes:
-      gan: the networks.
-      gen_params, disc_params: the parameters of checkpoint ``step``.
-      step: the checkpoint's step (outer min-max steps).
-      config: the run's ``config.json`` as a dict.
-      workdir: where it was read from.
-    """
-
-    gan: GAN
-    gen_params: PyTree
-    disc_params: PyTree
-    step: int
-    config: Mapping[str, Any]
-    workdir: str
-
-
-def load_gan(workdir: str, step: Optional[int] = None) -> TrainedGAN:
-    """Reads the GAN trained by ``experiments/gan.py`` in ``workdir``.
-
-    Reads ``config.json`` (networks, latent dimension, data set) and the
-    generator and discriminator parameters of checkpoint ``step`` (default:
-    the latest; only those two fields of the saved ``MinMaxState`` are read).
-    Nothing in ``workdir`` is modified, so a run still writing there is safe.
-
-    Raises:
-      GANWorkdirError: the workdir, its ``config.json`` or a checkpoint is
-        missing or unreadable; the message names the command that makes one.
-    """
-    import orbax.checkpoint as ocp
-
-    workdir = os.path.abspath(os.fspath(workdir))
-    config_path = os.path.join(workdir, "config.json")
-    if not os.path.isfile(config_path):
-        what = "does not exist" if not os.path.isdir(workdir) else "has no config.json"
-        raise GANWorkdirError(f"no trained GAN in {workdir}: the directory {what}. Train one "
-                              f"with\n  {train_command(workdir)}")
-    try:
-        with open(config_path) as f:
-            config = json.load(f)
-        model_config = config["model"]
-        latent_dim = int(model_config["latent_dim"])
-        gan = build_gan(model_config, IMAGE_SHAPES[config["data"]["name"]])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise GANWorkdirError(
-            f"{config_path} is not the config of a GAN run ({type(e).__name__}: {e}); train "
-            f"one with\n  {train_command(workdir)}") from e
-    command = train_command(workdir, latent_dim)
-
-    directory = os.path.join(workdir, "checkpoints")
-    steps = ([int(d) for d in os.listdir(directory) if d.isdigit()]
-             if os.path.isdir(directory) else [])
-    if not steps:
-        raise GANWorkdirError(f"{workdir} has no checkpoint yet (nothing in {directory}); "
-                              f"train (or resume) the GAN with\n  {command}")
-    step = max(steps) if step is None else int(step)
-    if step not in steps:
-        raise GANWorkdirError(f"{directory} has no step {step}; it holds steps {sorted(steps)}")
-
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    gen_abstract, disc_abstract = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), gan.abstract_params())
-    abstract = {"gen_params": gen_abstract, "critic_params": disc_abstract}
-    try:
-        with quiet_absl():
-            options = ocp.CheckpointManagerOptions(read_only=True, create=False,
-                                                   save_interval_steps=0)
-            manager = ocp.CheckpointManager(directory, options=options)
-            restore = ocp.args.PyTreeRestore(
-                item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
-                partial_restore=True)
-            restored = manager.restore(step, args=ocp.args.Composite(state=restore))
-            manager.close()
-    except Exception as e:  # orbax raises many types; all mean "unreadable"
-        raise GANWorkdirError(
-            f"checkpoint {os.path.join(directory, str(step))} could not be read "
-            f"({type(e).__name__}: {e}). It is corrupt or from a different network; move "
-            f"{workdir} away and retrain with\n  {command}") from e
-    state = restored.state
-    return TrainedGAN(gan=gan, gen_params=state["gen_params"], disc_params=state["critic_params"],
-                      step=step, config=config, workdir=workdir)

@@ -1,0 +1,275 @@
+"""Renders the results tables of the docs from the measured numbers in docs/results/*.json.
+
+    python3 docs/generate_tables.py           # rewrite every generated block in place
+    python3 docs/generate_tables.py --check   # exit 1 if any block is out of date
+
+A generated block in README.md or docs/**/*.md is the text between two
+marker lines,
+
+    <!-- begin: temperflow_2d -->
+    ...
+    <!-- end: temperflow_2d -->
+
+and its content is exactly what the renderer named in the marker makes from
+its JSON file (``BLOCKS``). The text around a block (the command that made
+the numbers, what the columns mean) is written by hand. The JSON files are
+written by the table scripts (``experiments/flow_table.py``,
+``experiments/temperflow_table.py``); this script only formats them, with
+the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join("docs", "results")
+
+BEGIN = re.compile(r"^<!-- begin: ([a-z0-9_]+) -->$")
+END = "<!-- end: {name} -->"
+
+Row = Sequence[str]
+
+
+# ------------------------------------------------------------------------------ formatting
+
+def fixed(x: Optional[float], digits: int = 3) -> str:
+    """``x`` with ``digits`` decimals; ``-`` for a missing value."""
+    if x is None:
+        return "-"
+    text = f"{x:.{digits}f}"
+    return "0" + text[2:] if text.startswith("-0") and float(text) == 0 else text
+
+
+def significant(x: float, digits: int = 2) -> str:
+    """``x`` to ``digits`` significant figures, never in scientific notation (0.17, 1.6, 41)."""
+    if x == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:.{decimals}f}"
+
+
+def seconds(x: float) -> str:
+    """Whole seconds with a thousands separator (4,840)."""
+    return f"{round(x):,}"
+
+
+def plus_minus(mean: float, se: float, digits: int = 3) -> str:
+    return f"{fixed(mean, digits)} ± {fixed(se, digits)}"
+
+
+def percent(rate: float) -> str:
+    return f"{significant(100 * rate, 2)}%"
+
+
+def table(header: Row, align: str, rows: List[Row]) -> List[str]:
+    """A Markdown table; ``align`` has one letter per column, ``l`` or ``r``."""
+    rule = ["---" if a == "l" else "---:" for a in align]
+    return ["| " + " | ".join(cells) + " |" for cells in (header, rule, *rows)]
+
+
+# ------------------------------------------------------------------------------ renderers
+
+def flow_toy(data: Dict[str, Dict[str, float]]) -> List[str]:
+    """The 2-D density table of ``experiments/flow_table.py`` (``flow_toy_table.json``)."""
+    order = ["realnvp", "maf", "spline_coupling", "gmm"]
+
+    def key(name: str) -> Tuple[str, int, str]:
+        data_name, model = name.split("/", 1)
+        return data_name, order.index(model) if model in order else len(order), model
+
+    rows = []
+    for name in sorted(data, key=key):
+        r = data[name]
+        data_name, model = name.split("/", 1)
+        label = "gmm (EM)" if model == "gmm" else model
+        rows.append([f"{data_name} / {label}", fixed(r["nll_excess"]), fixed(r["test_nll"]),
+                     fixed(r["density_integral"]), seconds(r["train_seconds"])])
+    return table(["data / model", "nll_excess (nats)", "test_nll", "density integral",
+                  "train s"], "lrrrr", rows)
+
+
+METHOD_LABELS = {"temperflow": "TemperFlow", "kl": "KL sampler",
+                 "l2-fixed-grid": "L2, fixed beta grid", "mh": "MH", "hmc": "HMC", "pt": "PT"}
+
+
+def _mode_row(target: str, label: str, r: Dict[str, Any], train: str, betas: str) -> Row:
+    return [target, label, f"{r['modes_captured']}/{r['num_modes']}",
+            fixed(r["mode_weight_max_error"]), fixed(r["mode_weight_tv"]),
+            plus_minus(r["adjusted_w1"], r["adjusted_w1_se"]), fixed(r["adjusted_mmd"], 4),
+            train, significant(r["sample_seconds"]), betas]
+
+
+def temperflow_2d(runs: List[Dict[str, Any]]) -> List[str]:
+    """The 2-D mode table of ``experiments/temperflow_table.py --kind=2d``."""
+    targets = list(dict.fromkeys(r["target"] for r in runs))
+    methods = list(METHOD_LABELS)
+    rows = []
+    for target in targets:
+        mine = sorted((r for r in runs if r["target"] == target),
+                      key=lambda r: methods.index(r["method"]))
+        for r in mine:
+            is_flow = "num_betas" in r
+            train = seconds(r["train_seconds"]) if is_flow else "-"
+            betas = str(r["num_betas"]) if is_flow else "-"
+            rows.append(_mode_row(target, METHOD_LABELS[r["method"]], r, train, betas))
+            rej = r.get("rejection")
+            if rej and "error" not in rej:
+                label = f"TemperFlow+Rej. (acceptance {fixed(rej['acceptance_rate'])})"
+                rows.append(_mode_row(target, label, rej, train, betas))
+    return table(["target", "sampler", "modes", "max weight error", "weight TV",
+                  "adjusted W1", "adjusted MMD", "train s", "10^4 draws, s", "betas"],
+                 "llrrrrrrrr", rows)
+
+
+_ACCEPTED = re.compile(r"accepted (\d+) of (\d+) proposals")
+
+
+def _rejection_cells(rej: Dict[str, Any]) -> Tuple[str, str]:
+    """(acceptance and max error, seconds for 10^4 draws) of a TemperFlow+Rej. record."""
+    if "error" in rej:
+        found = _ACCEPTED.search(rej["error"])
+        rate = int(found.group(1)) / int(found.group(2)) if found else None
+        return (f"{percent(rate)}, below the 1% floor" if rate is not None else "refused"), "-"
+    return (f"{percent(rej['acceptance_rate'])}, {fixed(rej['positive_frac_max_error'], 4)}",
+            significant(rej["sample_seconds"]))
+
+
+def clayton(runs: List[Dict[str, Any]]) -> List[str]:
+    """The Clayton table (Table S1 layout) of ``experiments/temperflow_table.py --kind=clayton``."""
+    rows = []
+    for r in sorted(runs, key=lambda r: r["p"]):
+        t, mh, hmc, pt = r["temperflow"], r["mh"], r["hmc"], r["pt"]
+        rej, rej_seconds = _rejection_cells(t["rejection"])
+        draws = " / ".join([significant(t["sample_seconds"]), rej_seconds,
+                            *(significant(m["sample_seconds"]) for m in (mh, hmc, pt))])
+        rows.append([str(r["p"]), seconds(t["train_seconds"]), str(t["num_betas"]),
+                     fixed(t["positive_frac_max_error"], 4),
+                     f"{t['sign_patterns_present']}/{t['num_sign_patterns']}",
+                     fixed(t["pattern_weight_tv"]),
+                     plus_minus(t["adjusted_w1"], t["adjusted_w1_se"]), rej, draws,
+                     " / ".join(str(m["sign_patterns_present"]) for m in (mh, hmc, pt))])
+    return table(["p", "train s", "betas", "max \\|P(x_j>0) − 0.3\\|", "sign patterns",
+                  "pattern TV", "adjusted W1", "+Rej.: acceptance, max error",
+                  "10^4 draws, s: TemperFlow / +Rej. / MH / HMC / PT",
+                  "patterns found: MH / HMC / PT"], "rrrrrrrlrr", rows)
+
+
+def clayton_summary(runs: List[Dict[str, Any]]) -> List[str]:
+    """One sentence with the Clayton table's headline numbers, for the README."""
+    runs = sorted(runs, key=lambda r: r["p"])
+    flows = [r["temperflow"] for r in runs]
+
+    def each(values: Sequence[str]) -> str:
+        return " / ".join(values)
+
+    if all(t["sign_patterns_present"] == t["num_sign_patterns"] for t in flows):
+        patterns = f"all {flows[0]['num_sign_patterns']} sign patterns in every run"
+    else:
+        patterns = "sign patterns " + each([str(t["sign_patterns_present"]) for t in flows])
+    return [f"At p = {each([str(r['p']) for r in runs])}: max |P(x_j > 0) − 0.3| "
+            f"{each([fixed(t['positive_frac_max_error'], 4) for t in flows])}, "
+            f"{patterns}, "
+            f"{each([seconds(t['train_seconds']) for t in flows])} s of training "
+            f"with {each([str(t['num_betas']) for t in flows])} betas; one MCMC chain each "
+            f"finds {each([str(r['mh']['sign_patterns_present']) for r in runs])} (MH) and "
+            f"{each([str(r['pt']['sign_patterns_present']) for r in runs])} (PT) patterns."]
+
+
+# Block name -> (JSON file under docs/results, renderer).
+BLOCKS: Dict[str, Tuple[str, Callable[[Any], List[str]]]] = {
+    "flow_toy": ("flow_toy_table.json", flow_toy),
+    "temperflow_2d": ("temperflow_2d.json", temperflow_2d),
+    "temperflow_clayton": ("temperflow_clayton.json", clayton),
+    "temperflow_clayton_forward_kl": ("temperflow_clayton_forward_kl.json", clayton),
+    "temperflow_clayton_summary": ("temperflow_clayton_forward_kl.json", clayton_summary),
+}
+
+
+def render(name: str, root: str = ROOT) -> List[str]:
+    """The lines of block ``name``, from its JSON file under ``root``."""
+    if name not in BLOCKS:
+        raise ValueError(f"unknown generated block {name!r}; valid: {', '.join(sorted(BLOCKS))}")
+    file, renderer = BLOCKS[name]
+    with open(os.path.join(root, RESULTS, file)) as f:
+        return renderer(json.load(f))
+
+
+# ------------------------------------------------------------------------------ files
+
+def documents(root: str = ROOT) -> List[str]:
+    """README.md and every Markdown file under docs/, as paths relative to ``root``."""
+    found = ["README.md"] if os.path.exists(os.path.join(root, "README.md")) else []
+    found += sorted(os.path.relpath(p, root)
+                    for p in glob.glob(os.path.join(root, "docs", "**", "*.md"), recursive=True))
+    return found
+
+
+def regenerate(text: str, path: str, root: str = ROOT) -> Tuple[str, List[str]]:
+    """``text`` with every generated block re-rendered, and the names of the blocks that changed.
+
+    Raises:
+      ValueError: a block without its end marker, or with an unknown name.
+    """
+    lines = text.split("\n")
+    out: List[str] = []
+    changed: List[str] = []
+    i = 0
+    while i < len(lines):
+        out.append(lines[i])
+        found = BEGIN.match(lines[i])
+        i += 1
+        if not found:
+            continue
+        name = found.group(1)
+        end = END.format(name=name)
+        try:
+            j = lines.index(end, i)
+        except ValueError:
+            raise ValueError(f"{path}: block {name!r} has no line {end!r}") from None
+        new = render(name, root)
+        if lines[i:j] != new:
+            changed.append(name)
+        out.extend(new)
+        out.append(end)
+        i = j + 1
+    return "\n".join(out), changed
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if a generated block is out of date")
+    parser.add_argument("--root", default=ROOT, help="the repository root (default: this one)")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in documents(args.root):
+        full = os.path.join(args.root, path)
+        with open(full) as f:
+            text = f.read()
+        try:
+            new, changed = regenerate(text, path, args.root)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        stale += [f"{path}: {name}" for name in changed]
+        if changed and not args.check:
+            with open(full, "w") as f:
+                f.write(new)
+    if args.check and stale:
+        print("out of date (run python3 docs/generate_tables.py):\n  " + "\n  ".join(stale))
+        return 1
+    if not args.check:
+        print("\n".join(f"updated {s}" for s in stale) or "all generated blocks are current")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
