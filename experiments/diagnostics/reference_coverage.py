@@ -5,7 +5,7 @@
         [--draws 20000] [--scales 1.25,1.5,2,3] [--shares 0.3,0.5]
 
 Restores the flow after ``--stage`` stages (the workdir is only read) and takes
-it as the reference of an L2 stage at ``--beta``: it prints log U_beta, the
+it as the reference of a stage at ``--beta``: it prints log U_beta, the
 effective sample size and, for Clayton, the self-normalized P_beta(x_j > 0)
 (mean over the first 8 coordinates), estimated from ``--draws`` draws of
 
@@ -29,10 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from experiments import runner
-from experiments import temperflow as E
-from gmjax.objectives.sampling import log_normalizer, terms_ess
+from gmjax import experiment
+from gmjax.experiment.temperflow import load_run
+from gmjax.metrics import importance_weight_trace
+from gmjax.objectives.tempering import log_normalizer, terms_ess
 from gmjax.samplers.temperflow import TemperFlow
+from gmjax.targets.clayton import ClaytonTarget
 
 FLAGS = flags.FLAGS
 
@@ -54,17 +56,18 @@ def summarize(target, x, log_f: np.ndarray, log_r: np.ndarray) -> str:
     """log U_beta, the ESS and (Clayton) P_beta(x_j > 0) by IS from draws ``x`` of r."""
     line = (f"log U {float(log_normalizer(jnp.asarray(log_f), jnp.asarray(log_r))):+.3f}  "
             f"ESS {float(terms_ess(jnp.asarray(log_f - log_r))):8.1f}")
-    if hasattr(target, "sign_patterns"):
-        trace = E.weight_trace(E.weight_indicators(target, np.asarray(x)), log_f, log_r)
+    if isinstance(target, ClaytonTarget):
+        trace = importance_weight_trace(np.asarray(target.weight_indicators(jnp.asarray(x))),
+                                        log_f, log_r)
         line += f"  P(x_j > 0) {np.mean(trace['weights_target_is']):.3f}"
     return line
 
 
 def main(argv):
     del argv
-    runner.quiet_logging()
-    config = E.load_run_config(FLAGS.workdir)
-    target, sampler, state = E.restore_flow(config, FLAGS.workdir, FLAGS.stage)
+    experiment.quiet_logging()
+    config, kernel, state = load_run(FLAGS.workdir, FLAGS.stage)
+    target = kernel.target
     scales = [float(s) for s in FLAGS.scales]
     shares = [float(a) for a in FLAGS.shares]
     if any(s <= 1.0 for s in scales) or any(not 0.0 < a < 1.0 for a in shares):
@@ -73,16 +76,17 @@ def main(argv):
     n, key = FLAGS.draws, jax.random.PRNGKey(FLAGS.seed)
 
     def log_f(x):
-        return FLAGS.beta * np.asarray(sampler.target_log_prob(x), np.float64)
+        return FLAGS.beta * np.asarray(kernel.target_log_prob(x), np.float64)
 
     print(f"{FLAGS.workdir}, stage {FLAGS.stage or 'last'}, beta = {FLAGS.beta}, {n} draws")
-    y, log_r = sampler.sample_and_log_prob(state.params, key, n)
+    y, log_r = kernel.sample_and_log_prob(state.params, key, n)
     print(f"  the flow itself:                 "
           f"{summarize(target, y, log_f(y), np.asarray(log_r, np.float64))}")
     for s in scales:
         for a in shares:
-            wide = TemperFlow(sampler.flow, target, dataclasses.replace(
-                sampler.config, defensive_share=a, defensive_scale=s))
+            wide = TemperFlow(kernel.flow, target, dataclasses.replace(
+                kernel.config, defensive_share=a, defensive_scale=s), config.optim,
+                mesh=kernel.mesh)
             x, log_m = wide.reference_sample_and_log_prob(state.params, key, n)
             print(f"  latent N(0, {s:g}^2 I), share {a:g}:   "
                   f"{summarize(target, x, log_f(x), np.asarray(log_m, np.float64))}")
@@ -99,7 +103,7 @@ def main(argv):
             sol = np.linalg.solve(s * chol, (x - mean).T).T
             log_g = (-0.5 * np.sum(sol ** 2, axis=1) - np.sum(np.log(s * np.diag(chol)))
                      - 0.5 * x.shape[1] * np.log(2 * np.pi))
-            log_q = np.asarray(sampler.log_prob(state.params, jnp.asarray(x)), np.float64)
+            log_q = np.asarray(kernel.log_prob(state.params, jnp.asarray(x)), np.float64)
             log_m = np.logaddexp(np.log1p(-a) + log_q, np.log(a) + log_g)
             print(f"  x-space Gaussian x{s:g}, share {a:g}: "
                   f"{summarize(target, x, log_f(x), log_m)}")

@@ -1,14 +1,17 @@
 """Can a sampler's flow represent its target at all? Fit it by maximum likelihood to exact draws.
 
-    python experiments/diagnostics/target_ml_fit.py --config experiments/configs/temperflow_clayton.py \
-        --steps 4000
+    python experiments/diagnostics/target_ml_fit.py \
+        --config experiments/configs/temperflow_clayton.py --steps 4000
 
-Trains the config's flow (``model.*``, batch ``data.batch_size``) on 200,000
-exact draws of the target with Adam and cosine decay, then scores 20,000 flow
-draws with the experiment's metrics (sign patterns and P(x_j > 0) for Clayton,
-mode metrics for the 2-D mixtures); for Clayton it then prints
-``missing_mass.report``, the forward KL(p || q) by sign pattern and lower-tail depth. If this fit is accurate and TemperFlow is
-not, the sampler's training is the bottleneck, not the flow's capacity.
+Trains the config's flow (``model.*``, batch ``data.batch_size``) on
+``--num_data`` exact draws of the target with Adam and cosine decay, then
+scores 20,000 flow draws with the experiment's metrics
+(``gmjax.experiment.temperflow.evaluate``: sign patterns and P(x_j > 0) for
+Clayton, mode metrics for the 2-D mixtures); for Clayton it then prints where
+the fit lacks mass, as ``missing_mass.py`` does for a sampler's flow: the
+forward KL(p || q) by sign-pattern count and lower-tail depth. If this fit is
+accurate and TemperFlow is not, the sampler's training is the bottleneck, not
+the flow's capacity.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import optax
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments import runner
-from experiments import temperflow as E
-from experiments.diagnostics import missing_mass
+from gmjax import experiment
+from gmjax.experiment.temperflow import (evaluate, make_target, missing_mass,
+                                         missing_mass_text)
 from gmjax.flows.base import Flow
+from gmjax.models.flow import build_flow
 
 FLAGS = flags.FLAGS
 
@@ -42,10 +46,10 @@ def define_flags() -> None:
 
 def main(argv):
     del argv
-    runner.quiet_logging()
+    experiment.quiet_logging()
     config = FLAGS.config
-    target = E.make_target(config)
-    flow = E.build_flow(config.model, target.dim)
+    target = make_target(config)
+    flow = build_flow(config.model, target.dim)
     key_init, key_data, key_sample, key_eval = jax.random.split(jax.random.PRNGKey(config.seed), 4)
     params = flow.init(key_init, jnp.zeros((2, target.dim)))
     data = np.asarray(target.sample(seed=key_data, sample_shape=(FLAGS.num_data,)))
@@ -69,12 +73,13 @@ def main(argv):
     seconds = time.perf_counter() - t0
     x, _ = flow.apply(params, key_sample, 20_000, method=Flow.sample_and_log_prob)
     metrics = {"steps": FLAGS.steps, "train_seconds": seconds,
-               **E.score(config, target, np.asarray(x), key_eval)}
+               **evaluate(config, target, np.asarray(x), key_eval)}
     print(json.dumps(metrics, indent=1, sort_keys=True))
     if config.data.name == "clayton":  # where the fit lacks mass, as for a sampler's flow
-        missing_mass.report(target, jax.jit(lambda x: flow.apply(params, x, method=Flow.log_prob)),
-                            jax.random.PRNGKey(config.seed + 7), 40_000, "maximum-likelihood fit",
-                            np.asarray(x))
+        log_q = jax.jit(lambda x: flow.apply(params, x, method=Flow.log_prob))
+        result = missing_mass(target, log_q, jax.random.PRNGKey(config.seed + 7), 40_000,
+                              np.asarray(x))
+        print(missing_mass_text(result, "maximum-likelihood fit"))
 
 
 if __name__ == "__main__":

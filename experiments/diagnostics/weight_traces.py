@@ -1,7 +1,7 @@
 """Overlay the mode-weight traces of several TemperFlow runs (Clayton: P(x_j > 0)).
 
-    python experiments/diagnostics/weight_traces.py --out docs/results/trace.png \
-        runs/clayton_dev/p8-trace runs/clayton_dev/p8-angle
+    python experiments/diagnostics/weight_traces.py --out runs/p8_weight_traces.png \
+        runs/temperflow_clayton/p8-temperflow runs/temperflow_clayton_fkl/p8-temperflow
 
 Reads each run's ``metrics.jsonl`` (stage records with ``weights_flow`` and
 ``weights_target_is``, written when ``eval.stage_weight_draws > 0``) and plots,
@@ -10,28 +10,28 @@ importance-sampling estimate of the tempered target's from the flow's own draws
 (dashed), with the error bars spanning the indicators' smallest and largest.
 Prints one line per stage.
 
-The flow's own estimate is only as good as the flow is as a proposal: at
-Clayton p = 8 it read 0.33-0.34 at beta = 1, where the truth is 0.3. So, for
-Clayton, ``--truth_draws`` (default 4 * 10^6) also estimates the tempered
-target's P_beta(x_j > 0) on a beta grid by importance sampling from a defensive
-mixture: half exact draws of p_1 (its density is normalized), half a broad
-product of two-point mixtures (±1, sd 0.4) on the first 8 coordinates and
-N(0, 1) on the rest. At p = 8 with 10^7 draws this gives 0.2998 and log U_1 =
--0.0001 at beta = 1 (truth 0.3 and 0), with an effective sample size of 2 * 10^4
-at beta = 0.1 and millions from beta = 0.2.
+The flow's own estimate is only as good as the flow is as a proposal: its
+importance weights see only where the flow draws. So, for Clayton,
+``--truth_draws`` (default 4 * 10^6) also estimates the tempered target's
+P_beta(x_j > 0) on a beta grid by importance sampling from a defensive mixture
+(``ClaytonTarget.tempered_positive_fraction``): half exact draws of p_1 (its
+density is normalized), half a broad product of two-point mixtures (±1, sd 0.4)
+on the first 8 coordinates and N(0, 1) on the rest. At p = 8 with 10^7 draws
+this gives 0.2998 and log U_1 = -0.0001 at beta = 1 (truth 0.3 and 0), with an
+effective sample size of 2 * 10^4 at beta = 0.1 and millions from beta = 0.2.
+Stages of the final reverse-KL refinement (phase ``refine``, also at beta = 1)
+are drawn just right of beta = 1.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Dict, List, Optional, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from gmjax.samplers.temperflow import REFINE
 from gmjax.targets import build_target
 from gmjax.training.logging import read_jsonl
 from gmjax.viz.figure import plt, save_figure
@@ -51,59 +51,8 @@ def define_flags() -> None:
     flags.DEFINE_float("min_truth_ess", 1000.0, "Plot the truth only at betas where its "
                        "importance weights have at least this effective sample size.")
 
+
 TRUTH_BETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
-
-
-def tempered_positive_fraction(dim: int, betas: Sequence[float], num_draws: int,
-                               seed: int = 0, batch: int = 250_000) -> Dict[str, np.ndarray]:
-    """P_beta(x_j > 0), j < 8, of the tempered Clayton target by defensive importance sampling.
-
-    Returns ``mean``, ``min``, ``max`` over the 8 coordinates, ``ess`` and
-    ``log_u`` (log U_beta, 0 at beta = 1), each ``[len(betas)]``, and
-    ``counts`` ``[len(betas), 9]``: P_beta(k of the 8 coordinates are negative).
-    """
-    target = build_target("clayton", dim=dim)
-    k = target.num_bimodal
-    scale = np.where(np.arange(dim) < k, 0.4, 1.0)
-
-    @jax.jit
-    def broad_log_prob(x):
-        z = [(x - c) / scale for c in (-1.0, 1.0)]
-        bimodal = jnp.logaddexp(-0.5 * z[0] ** 2, -0.5 * z[1] ** 2) - math.log(2.0)
-        log_p = jnp.where(jnp.arange(dim) < k, bimodal, -0.5 * (x / scale) ** 2)
-        return jnp.sum(log_p - jnp.log(scale) - 0.5 * math.log(2 * math.pi), axis=-1)
-
-    @jax.jit
-    def draws(key):
-        k1, k2, k3 = jax.random.split(key, 3)
-        half = batch // 2
-        sign = jnp.where(jnp.arange(dim) < k,
-                         jnp.where(jax.random.bernoulli(k1, 0.5, (half, dim)), 1.0, -1.0), 0.0)
-        broad = sign + scale * jax.random.normal(k2, (half, dim))
-        x = jnp.concatenate([broad, target.sample(seed=k3, sample_shape=(batch - half,))])
-        log_f = target.log_prob(x)
-        log_mix = jnp.logaddexp(log_f, broad_log_prob(x)) - math.log(2.0)
-        return log_f, log_mix, x[:, :k] > 0
-
-    parts = [jax.device_get(draws(jax.random.PRNGKey(seed * 100_003 + i)))
-             for i in range(max(1, num_draws // batch))]
-    log_f, log_mix = (np.concatenate([np.float64(p[j]) for p in parts]) for j in (0, 1))
-    positive = np.concatenate([p[2] for p in parts])  # bool [n, 8]
-    negatives = k - positive.sum(axis=1)
-    betas = np.asarray(betas, np.float64)
-    est, ess, log_u, counts = [], [], [], []
-    for beta in betas:  # one [n] weight vector at a time
-        log_w = beta * log_f - log_mix
-        top = log_w.max()
-        w = np.exp(log_w - top)
-        log_u.append(np.log(w.mean()) + top)
-        w /= w.sum()
-        est.append(w @ positive)
-        ess.append(1.0 / np.sum(w ** 2))
-        counts.append(np.bincount(negatives, weights=w, minlength=k + 1))
-    est = np.asarray(est)
-    return {"beta": betas, "mean": est.mean(1), "min": est.min(1), "max": est.max(1),
-            "ess": np.asarray(ess), "log_u": np.asarray(log_u), "counts": np.asarray(counts)}
 
 
 def stage_rows(workdir: str) -> List[dict]:
@@ -138,8 +87,7 @@ def plot(workdirs: Sequence[str], out: str, truth: float, title: str,
     for k, (workdir, rows) in enumerate(runs):
         color = plt.cm.tab10(k % 10)
         # The final reverse-KL refinement, also at beta = 1, is drawn just right of it.
-        x = np.array([r["beta"] + 0.03 * (r["kind"] == "kl" and r["beta"] == 1.0)
-                      for r in rows])
+        x = np.array([r["beta"] + 0.03 * (r["phase"] == REFINE) for r in rows])
         flow = np.array([r["weights_flow"] for r in rows])
         est = np.array([r["weights_target_is"] for r in rows])
         label = os.path.basename(os.path.normpath(workdir))
@@ -151,7 +99,7 @@ def plot(workdirs: Sequence[str], out: str, truth: float, title: str,
             ax_neg.plot(x, neg, color=color, marker="o", ms=3, lw=1.3, label=f"{label}: flow")
         print(label)
         for r, f, e, n in zip(rows, flow, est, neg):
-            print(f"  stage {r['stage']:2d} {r['kind']} beta {r['beta']:.3f}  flow {f.mean():.3f} "
+            print(f"  stage {r['stage']:2d} {r['loss']} beta {r['beta']:.3f}  flow {f.mean():.3f} "
                   f"[{f.min():.3f}, {f.max():.3f}]  IS {e.mean():.3f}  "
                   f"ESS {r['weights_is_ess']:.0f}"
                   + (f"  all 8 negative {n:.3f}" if np.isfinite(n) else ""))
@@ -173,7 +121,8 @@ def main(argv):
         raise app.UsageError("--out is required (the figure's path)")
     curve = None
     if FLAGS.truth_draws:
-        curve = tempered_positive_fraction(FLAGS.dim, TRUTH_BETAS, FLAGS.truth_draws)
+        curve = build_target("clayton", dim=FLAGS.dim).tempered_positive_fraction(
+            TRUTH_BETAS, FLAGS.truth_draws)
         print("tempered Clayton target, P_beta(x_j > 0) by defensive importance sampling:")
         for i, beta in enumerate(curve["beta"]):
             print(f"  beta {beta:.2f}  mean {curve['mean'][i]:.4f} [{curve['min'][i]:.4f}, "
