@@ -114,3 +114,53 @@ def test_clayton_forward_kl_config_is_the_measured_recipe(repo_root, monkeypatch
     assert steps == [500, 3700]
     # then 10 rounds of 400 steps at beta = 1, each from a fresh reference
     assert (config.final_rounds, config.steps_final) == (10, 400)
+
+
+def test_sigkill_inside_a_stage_then_resume_matches_an_uninterrupted_run_bitwise(repo_root,
+                                                                                   tmp_path):
+    import signal
+    import time
+
+    import jax
+    import numpy as np
+
+    from gmjax.training import Checkpointer
+
+    # Middle stages of 200 steps, checkpointed every 20 inside the stage.
+    args = [f"--config={CONFIG}", *TINY, "--config.train.steps=200",
+            "--config.train.checkpoint_every=20", "--config.eval.stage_weight_draws=0"]
+    reference = script(repo_root, *args, f"--workdir={tmp_path / 'straight'}")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    assert "ConfigContractWarning" not in reference.stderr
+
+    killed = tmp_path / "killed"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=repo_root)
+    proc = subprocess.Popen([sys.executable, os.path.join("experiments", "temperflow.py"), *args,
+                             f"--workdir={killed}"], cwd=repo_root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stage_dir = killed / "stages" / "001" / "checkpoints"  # the first middle stage
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        steps = [int(d) for d in os.listdir(stage_dir) if d.isdigit()] \
+            if stage_dir.exists() else []
+        if steps and max(steps) >= 40:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert Checkpointer(str(stage_dir)).latest_step() < 200  # killed inside the stage
+
+    resumed = script(repo_root, *args, f"--workdir={killed}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    def final(workdir):
+        state, meta = Checkpointer(str(workdir / "checkpoints")).restore()
+        return meta["schedule"], jax.tree.leaves(state["params"])
+
+    (schedule_a, params_a), (schedule_b, params_b) = final(tmp_path / "straight"), final(killed)
+    assert schedule_a == schedule_b
+    for a, b in zip(params_a, params_b):
+        np.testing.assert_array_equal(a, b)
+    records = [json.loads(line) for line in open(killed / "metrics.jsonl")]
+    assert [r["step"] for r in records] == list(range(1, len(records) + 1))

@@ -86,7 +86,7 @@ def test_gradient_accumulation_equals_one_big_batch():
 
 @pytest.mark.parametrize("field,value,message", [
     ("name", "adamm", "valid choices: adam, adamw, lamb, rmsprop, sgd"),
-    ("schedule", "cosin", "valid choices: constant, cosine, warmup_cosine"),
+    ("schedule", "cosin", "valid choices: constant, cosine, one_cycle, warmup_cosine"),
     ("lr", -1.0, "must be positive"),
 ])
 def test_make_optimizer_rejects_bad_fields(field, value, message):
