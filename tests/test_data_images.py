@@ -88,7 +88,7 @@ def test_missing_mnist_train_lists_every_place(tmp_path):
     places = [tmp_path, tmp_path / "mnist", *images_module.MNIST.fallback_dirs]
     for place in places:
         assert str(place) in message
-    assert "tensorflow-datasets" in message and "--data_dir" in message
+    assert "tensorflow-datasets" in message and "--config.data.data_dir=DIR" in message
     assert "train-images-idx3-ubyte" in message
 
 

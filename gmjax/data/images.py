@@ -57,18 +57,21 @@ class ImageDataSource:
     how_to_get: tuple[str, ...]
 
 
+# How a folder of data is named: on an experiment's command line, and to the loaders.
+_DATA_DIR = "--config.data.data_dir=DIR (data_dir=DIR in Python)"
+_IDX_FILES = ("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+              "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz")
+
 MNIST = ImageDataSource(
     name="mnist",
     subdirs=("mnist",),
     fallback_dirs=(REPO_ROOT / "data" / "mnist", REPO_ROOT.parent / "shared" / "data" / "mnist"),
     how_to_get=(
         "the repository copy (data/mnist) holds only the test split (t10k files)",
-        "put the IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into a folder and pass "
-        "it as --data_dir",
+        f"put the IDX files ({_IDX_FILES}) into a folder DIR and pass {_DATA_DIR}",
         "or, on a machine with network access, run "
         "tfds.builder('mnist', data_dir=DIR).download_and_prepare("
-        "file_format='array_record') and copy DIR here as --data_dir",
+        f"file_format='array_record'), copy DIR here and pass {_DATA_DIR}",
     ),
 )
 
@@ -77,14 +80,13 @@ FASHION_MNIST = ImageDataSource(
     subdirs=("fashion_mnist", "fashion-mnist"),
     fallback_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
     how_to_get=(
-        "install the Debian package: apt-get install dataset-fashion-mnist "
-        "(puts the IDX files into /usr/share/datasets/fashion-mnist)",
-        "or put the IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into a folder and pass "
-        "it as --data_dir",
+        "install the Debian package dataset-fashion-mnist: apt-get install dataset-fashion-mnist "
+        "(it puts the IDX files into /usr/share/datasets/fashion-mnist, searched without "
+        "--config.data.data_dir)",
+        f"or put the IDX files ({_IDX_FILES}) into a folder DIR and pass {_DATA_DIR}",
         "or, on a machine with network access, run "
         "tfds.builder('fashion_mnist', data_dir=DIR).download_and_prepare("
-        "file_format='array_record') and copy DIR here as --data_dir",
+        f"file_format='array_record'), copy DIR here and pass {_DATA_DIR}",
     ),
 )
 

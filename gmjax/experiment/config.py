@@ -85,6 +85,49 @@ def validate(config: ml_collections.ConfigDict, choices: Optional[Choices] = Non
                 raise ConfigError(f"--config.{path}={value!r} must be {word}")
 
 
+def check_types(config: ml_collections.ConfigDict,
+                defaults: ml_collections.ConfigDict) -> None:
+    """Raises ``ConfigError`` when a field holds a value of another type than in ``defaults``
+    (the config file): an int where a float is expected is fine, as is anything where
+    the file has None; a tuple or list must hold elements of the file's element type.
+
+    The command line checks the type of a scalar override, not the elements of a
+    tuple (``--config.model.hidden=abc`` parses as ``('abc',)``); this catches those.
+    """
+    expected = leaf_fields(defaults)
+    for path, value in leaf_fields(config).items():
+        if path not in expected or _same_kind(value, expected[path]):
+            continue
+        default = expected[path]
+        raise ConfigError(f"--config.{path}={value!r} is not {kind_of(default)}; the config file "
+                          f"has {default!r}")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (tuple, list)):
+        if not isinstance(value, (tuple, list)):
+            return False
+        kinds = {type(d) for d in default}
+        return len(kinds) != 1 or all(_same_kind(v, default[0]) for v in value)
+    return isinstance(value, type(default))
+
+
+def kind_of(default: Any) -> str:
+    """``"an int"``, ``"a tuple of ints"``: the type of a config value, in words."""
+    if isinstance(default, (tuple, list)):
+        kinds = {type(d) for d in default}
+        inner = f" of {type(default[0]).__name__}s" if len(kinds) == 1 else ""
+        return f"a {type(default).__name__}{inner}"
+    name = type(default).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 def check_splits(config: ml_collections.ConfigDict,
                  fields: Iterable[str] = ("train_split", "test_split")) -> None:
     """Raises ``ConfigError`` when a ``--config.data.<field>`` split string does not parse."""
@@ -103,14 +146,64 @@ def check_data_dir(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"--config.data.data_dir={data_dir!r} is not a directory")
 
 
+def has_field(config: ml_collections.ConfigDict, path: str) -> bool:
+    """Whether ``config`` has a field (or section) at the dotted ``path``; the field itself
+    is not read (``track_reads`` does not count it)."""
+    *sections, leaf = path.split(".")
+    node = config
+    for part in sections:
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            return False
+        node = node[part]
+    return isinstance(node, ml_collections.ConfigDict) and leaf in node
+
+
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
     """The config a ``--config`` value names, without command-line overrides.
 
     ``spec`` is ``path/to/config.py`` or ``path/to/config.py:argument`` (passed
     to ``get_config(argument)``, as ``ml_collections.config_flags`` does).
+
+    Raises:
+      ConfigError: in one line, when the file does not exist, is not a Python
+        file defining ``get_config()``, or fails to load (the exception and
+        the line of the config file where it was raised).
     """
     path, _, argument = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("_experiment_config", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(argument) if argument else module.get_config()
+    if not os.path.exists(path):
+        raise ConfigError(f"--config={spec}: no such file")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--config={spec}: not a file but a directory")
+    try:
+        module_spec = importlib.util.spec_from_file_location("_experiment_config", path)
+        if module_spec is None or module_spec.loader is None:
+            raise ConfigError(f"--config={spec}: not a Python file (a config file is a .py file "
+                              f"defining get_config())")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        get_config = getattr(module, "get_config", None)
+        if not callable(get_config):
+            raise ConfigError(f"--config={spec}: the file defines no get_config() function")
+        config = get_config(argument) if argument else get_config()
+    except ConfigError:
+        raise
+    except Exception as e:  # a config file is user code: report its failure in one line
+        raise ConfigError(f"--config={spec} failed to load: {_where(e, path)}"
+                          f"{type(e).__name__}: {e}".replace("\n", " ")) from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"--config={spec}: get_config() returned a {type(config).__name__}, "
+                          f"not an ml_collections.ConfigDict")
+    return config
+
+
+def _where(error: BaseException, path: str) -> str:
+    """``"line N: "`` of the deepest frame of ``error`` in the file ``path`` ("" if none)."""
+    if isinstance(error, SyntaxError) and error.lineno:
+        return f"line {error.lineno}: "
+    line = None
+    tb = error.__traceback__
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"line {line}: " if line else ""

@@ -26,18 +26,21 @@ import sys
 import warnings
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple, Union
 
+import jax
 import ml_collections
 
-from gmjax.experiment.config import Choices, validate
+from gmjax.experiment.config import Choices, ConfigError, check_types, has_field, validate
 from gmjax.experiment.contract import (ConfigContractWarning, Unread, contract_violations,
-                                       refuse_changed_unread, track_reads)
-from gmjax.experiment.workdir import prepare_workdir
+                                       covering, refuse_changed_unread, track_reads)
+from gmjax.experiment.workdir import check_workdir, prepare_workdir
 from gmjax.training.checkpoint import CheckpointError
 from gmjax.training.loop import NonFiniteError
 
 # The library's expected failures: missing data or a missing trained model, a
-# non-finite loss, an unreadable checkpoint. ``main`` turns them (and a script's
-# own ``expected_failures``) into one line and exit code 1.
+# non-finite loss, an unreadable checkpoint. ``main`` prints them (and a script's
+# own ``expected_failures``) without a traceback: exit code 2 for a missing file,
+# which the command line (``--config.data.data_dir``, ...) or the machine must
+# supply, 1 for the others.
 EXPECTED_FAILURES: Tuple[type, ...] = (FileNotFoundError, NonFiniteError, CheckpointError)
 
 TrainAndEvaluate = Callable[..., Mapping[str, Any]]
@@ -89,24 +92,58 @@ def preflight(experiment: Experiment, config: ml_collections.ConfigDict,
               ) -> Tuple[Dict[str, str], Set[str]]:
     """Every check of ``config`` that comes before any work; returns ``(unread, reads)``.
 
-    In order: the declared-unread fields must hold their ``defaults`` values
-    (skipped without ``defaults``); ``seed`` must be >= 0; the other fields
+    In order: every field must hold a value of its type in ``defaults`` and
+    the declared-unread fields their ``defaults`` values (both skipped without
+    ``defaults``); ``seed`` must be >= 0; the other fields
     among ``experiment.choices`` and ``experiment.positive`` must be valid;
-    ``experiment.check`` must pass. ``reads`` are the fields these checks read
-    (the contract test compares them with ``unread``).
+    ``data.batch_size`` must split over the devices of ``train.num_devices``
+    (``check_batch_split``); ``experiment.check`` must pass. ``reads`` are the
+    fields these checks read (the contract test compares them with ``unread``).
 
     Raises:
       ConfigError: naming the first bad field (every changed unread field).
     """
+    if defaults is not None:
+        check_types(config, defaults)
     unread = experiment.unread_fields(config)
     if defaults is not None:
         refuse_changed_unread(config, unread, defaults)
     tracked, reads = track_reads(config)
     validate(tracked, experiment.choices, experiment.positive,
              non_negative=("seed",) if "seed" in config else (), skip=unread)
+    check_batch_split(tracked, unread)
     if experiment.check is not None:
         experiment.check(tracked)
     return unread, reads
+
+
+def check_batch_split(config: ml_collections.ConfigDict, unread: Optional[Unread] = None) -> None:
+    """Raises ``ConfigError`` when ``data.batch_size`` does not split evenly over the
+    devices ``train.num_devices`` asks for (0: every visible device).
+
+    ``data.batch_size`` is the global batch that data parallelism splits over the
+    mesh (``gmjax.training.parallel``). Nothing is checked when either field is
+    absent or declared unread, or when more devices are asked for than are
+    visible (``config_mesh`` reports that).
+    """
+    fields = ("data.batch_size", "train.num_devices")
+    if any(covering(f, unread or {}) or not has_field(config, f) for f in fields):
+        return
+    batch, asked = config.data.batch_size, config.train.num_devices
+    if not isinstance(batch, int) or not isinstance(asked, int) or batch <= 0 or asked < 0:
+        return
+    visible = len(jax.devices())
+    devices = asked or visible
+    if devices > visible or batch % devices == 0:
+        return
+    which = (f"--config.train.num_devices={asked}" if asked else
+             f"--config.train.num_devices=0 (every visible device: {visible})")
+    divisors = [d for d in range(1, visible + 1) if batch % d == 0]
+    raise ConfigError(
+        f"--config.data.batch_size={batch} does not split evenly over the {devices} devices of "
+        f"{which}; use a batch size that is a multiple of {devices} (such as "
+        f"{-(-batch // devices) * devices}) or --config.train.num_devices="
+        f"{max(divisors)} (it must divide the batch size)")
 
 
 def run(experiment: Experiment, config: ml_collections.ConfigDict, workdir: str, *,
@@ -126,6 +163,7 @@ def run(experiment: Experiment, config: ml_collections.ConfigDict, workdir: str,
       ConfigError: before anything is written, for a bad config; or when the
         workdir holds a run of a different config.
     """
+    check_workdir(workdir)
     unread, _ = preflight(experiment, config, defaults)
     prepare_workdir(config, workdir, resumable=(*experiment.resumable, *unread))
     tracked, reads = track_reads(config)
