@@ -5,10 +5,10 @@
 Times one maximum-likelihood Adam step (forward, backward, update) of
 
 * RealNVP: ``layers`` affine couplings on alternating halves, MLP conditioners
-  ``dim/2 -> hidden -> hidden -> dim`` (gmjax ``realnvp``; normflows
+  ``dim/2 -> hidden -> hidden -> dim`` (gmjax recipe ``realnvp``; normflows
   ``AffineCouplingBlock`` + ``Permute(mode="swap")``),
-* MAF: ``layers`` affine MADE transforms with reversed orders (gmjax ``maf``;
-  zuko ``MAF``), when gmjax has the ``maf`` layer registered,
+* MAF: ``layers`` affine MADE transforms with reversed orders (gmjax recipe ``maf``;
+  zuko ``MAF``),
 
 on the same data, batch and widths, in one process, and writes
 ``benchmarks/results/flows_vs_torch.json`` with the median milliseconds per
@@ -116,25 +116,25 @@ def main() -> Dict:
     args = parser.parse_args()
 
     import torch
-    import gmjax.flows as flows
+    from gmjax.flows import build_recipe
 
     x = np.random.default_rng(0).normal(size=(args.batch, args.dim)).astype(np.float32)
     rows = {}
-    realnvp = flows.realnvp(args.dim, args.layers, hidden=(args.hidden, args.hidden))
+    hidden = (args.hidden, args.hidden)
+    realnvp = build_recipe("realnvp", (args.dim,), num_layers=args.layers, hidden=hidden)
     rows["realnvp"] = {
         "gmjax_ms": gmjax_step_ms(realnvp, x, args.steps, args.repeats),
         "peer": "normflows " + __import__("normflows").__version__,
         "peer_ms": torch_step_ms(*normflows_realnvp(args.dim, args.layers, args.hidden), x,
                                  args.steps, args.repeats),
     }
-    if "maf" in flows.FLOW_LAYERS:
-        maf = flows.stack("maf", (args.dim,), args.layers, hidden=(args.hidden, args.hidden))
-        rows["maf"] = {
-            "gmjax_ms": gmjax_step_ms(maf, x, args.steps, args.repeats),
-            "peer": "zuko " + __import__("zuko").__version__,
-            "peer_ms": torch_step_ms(*zuko_maf(args.dim, args.layers, args.hidden), x,
-                                     args.steps, args.repeats),
-        }
+    maf = build_recipe("maf", (args.dim,), num_layers=args.layers, hidden=hidden)
+    rows["maf"] = {
+        "gmjax_ms": gmjax_step_ms(maf, x, args.steps, args.repeats),
+        "peer": "zuko " + __import__("zuko").__version__,
+        "peer_ms": torch_step_ms(*zuko_maf(args.dim, args.layers, args.hidden), x,
+                                 args.steps, args.repeats),
+    }
     for row in rows.values():
         row["ratio_peer_over_gmjax"] = row["peer_ms"] / row["gmjax_ms"]
     result = {

@@ -1,13 +1,13 @@
-"""Rational-quadratic spline evaluation: gmjax's gather-based spline against distrax's.
+"""Rational-quadratic spline evaluation: gmjax's spline against distrax's.
 
     python -m benchmarks.spline_speed [--dim 8] [--batch 500] [--steps 100] [--repeats 7]
 
 Both evaluate the same spline with the same parameters (the test
 ``test_gather_spline_equals_distrax_values_log_dets_and_gradients`` holds them
 to 1e-12 in float64); distrax vectorizes a scalar function and picks the bin
-with a mask over all K bins, gmjax counts the knots below x and gathers that
-bin's quantities. Timed, in one process, alternating the two so that a change
-in the machine's load hits both:
+with a mask over all K bins, gmjax counts the knots below x and picks that
+bin's quantities by a one-hot product, with the bin axis first. Timed, in one
+process, alternating the two so that a change in the machine's load hits both:
 
 * ``elementwise``: forward + gradient and inverse + gradient of a
   ``[batch, dim]`` array through splines with ``bins`` bins;
@@ -43,13 +43,12 @@ from gmjax.targets import build_target
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "spline_speed.json")
 
 
-def distrax_spline(self, theta):  # what RQSpline.__call__ returned before the gather spline
-    return distrax.RationalQuadraticSpline(theta, range_min=-self.bound, range_max=self.bound,
-                                           boundary_slopes="identity")
+def distrax_spline(self, theta):  # theta [3K + 1, ...]: distrax takes the parameters last
+    return distrax.RationalQuadraticSpline(jnp.moveaxis(theta, 0, -1), range_min=-self.bound,
+                                           range_max=self.bound, boundary_slopes="identity")
 
 
-GATHER = spline_module.RQSpline.__call__
-IMPLEMENTATIONS = {"gmjax": GATHER, "distrax": distrax_spline}
+IMPLEMENTATIONS = {"gmjax": spline_module.RQSpline.__call__, "distrax": distrax_spline}
 
 
 def use(name: str) -> None:
@@ -65,7 +64,7 @@ def time_ms(fn: Callable[[], None], per: int) -> float:
 
 def elementwise_cases(args) -> Dict[str, Callable[[], Callable[[], None]]]:
     k = args.bins
-    theta = jax.random.normal(jax.random.PRNGKey(0), (args.batch, args.dim, 3 * k + 1))
+    theta = jax.random.normal(jax.random.PRNGKey(0), (3 * k + 1, args.batch, args.dim))
     x = 4.0 * jax.random.uniform(jax.random.PRNGKey(1), (args.batch, args.dim), minval=-1.0)
 
     def case(direction):

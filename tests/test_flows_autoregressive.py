@@ -17,7 +17,8 @@ import gmjax.flows  # noqa: F401  (registers every layer)
 from gmjax.flows import Flow, build_layer
 from gmjax.flows.elementwise import DiagScale, Logit
 from gmjax.flows.normalization import update_batch_stats
-from gmjax.flows.planar import Sylvester, householder_product, planar_u_hat
+from gmjax.flows.planar import planar_u_hat
+from gmjax.flows.sylvester import Sylvester, householder_product
 from gmjax.nets.made import MADE, made_masks
 
 
@@ -299,8 +300,8 @@ def test_spline_is_the_identity_outside_the_bound(name):
 
 
 def test_gather_spline_equals_distrax_values_log_dets_and_gradients(x64):
-    # gmjax evaluates the spline with one gather per bin quantity; distrax with a mask over
-    # all bins. Same parameterization, so the same numbers: inside, outside and on the
+    # gmjax picks the bin by counting knots (a one-hot product, bins first); distrax with a
+    # mask over all bins, one scalar at a time. Same parameterization, so the same numbers: inside, outside and on the
     # bound, both directions, and the gradient with respect to the parameters.
     import distrax
 
@@ -320,7 +321,7 @@ def test_gather_spline_equals_distrax_values_log_dets_and_gradients(x64):
             return jnp.sum(jnp.sin(y) + log_det), (y, log_det)
         return jax.value_and_grad(total, has_aux=True)(theta)
 
-    ours = lambda t: RationalQuadraticSpline(t, bound)
+    ours = lambda t: RationalQuadraticSpline(jnp.moveaxis(t, -1, 0), bound)  # parameters first
     theirs = lambda t: distrax.RationalQuadraticSpline(t, -bound, bound,
                                                        boundary_slopes="identity")
     for direction in ("forward", "inverse"):

@@ -2,8 +2,9 @@
 the multi-scale architecture (Glow, RealNVP), and the bits/dim experiment script.
 
 The per-layer contract (round trip, log-det vs autodiff, jit/vmap, identity at
-init) is checked for every registered layer by ``test_flows_properties.py``;
-here are the properties specific to each image layer.
+init) is checked for every registered layer, squeeze included, and the recipe
+contract for Glow and RealNVP by ``test_flows_properties.py``; here are the
+properties specific to each image layer and architecture.
 """
 
 import json
@@ -19,7 +20,8 @@ import pytest
 from gmjax.flows import Flow, build_layer
 from gmjax.flows.glow import ACTNORM_EPS, ActNorm, LUChannelMatmul, Squeeze, SqueezeLayer
 from gmjax.flows.image_coupling import ImageCoupling, channel_mask, checkerboard_mask
-from gmjax.flows.multiscale import MultiScale, glow, level_shapes, realnvp_image
+from gmjax.flows.multiscale import MultiScale, level_shapes
+from gmjax.flows.recipes import glow, realnvp_image
 
 F64 = dict(rtol=1e-10, atol=1e-10)
 
@@ -206,33 +208,6 @@ def to_f64(tree):
     return jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), tree)
 
 
-def test_multiscale_round_trip_and_log_det_match_autodiff(tiny_multiscale, x64):
-    flow, params, z = tiny_multiscale
-    params, z = to_f64(params), to_f64(z)
-
-    @jax.jit
-    def forward(p, v):
-        return flow.apply(p, v, method=lambda m, u: m.bijector().forward_and_log_det(u))
-
-    @jax.jit
-    def inverse(p, v):
-        return flow.apply(p, v, method=lambda m, u: m.bijector().inverse_and_log_det(u))
-
-    x, ld = forward(params, z)
-    assert x.shape == z.shape == (5, 4, 4, 1) and ld.shape == (5,)
-    z_back, ld_inv = inverse(params, x)
-    np.testing.assert_allclose(z_back, z, **F64)
-    np.testing.assert_allclose(ld_inv, -ld, **F64)
-    jacobians = jax.jit(jax.vmap(jax.jacfwd(
-        lambda v: forward(params, v.reshape(1, 4, 4, 1))[0].ravel())))(z.reshape(5, 16))
-    sign, logabsdet = jnp.linalg.slogdet(jacobians)
-    assert np.all(sign != 0)
-    np.testing.assert_allclose(ld, logabsdet, **F64)
-    # Flow.__call__ (the layer-by-layer walk) and distrax's Transformed agree on log p(x).
-    np.testing.assert_allclose(jax.jit(flow.apply)(params, x),
-                               jax.jit(partial(flow.apply, method=Flow.log_prob))(params, x), **F64)
-
-
 def test_multiscale_sampling_shape(tiny_multiscale):
     flow, params, _ = tiny_multiscale
     samples, log_prob = jax.jit(partial(flow.apply, method=Flow.sample_and_log_prob),
@@ -377,9 +352,9 @@ def test_dequantized_log_prob_of_the_uniform_model_on_17_levels():
 
 
 def test_actnorm_config_field_reaches_realnvp_image():
-    from experiments import runner
     from experiments.configs import flow_fashion_mnist
     from experiments.flow_images import build_image_flow
+    from gmjax.experiment import ConfigError
 
     def num_actnorms(flow):
         return sum(isinstance(layer, ActNorm) for level in flow.layers[0].levels
@@ -392,7 +367,7 @@ def test_actnorm_config_field_reaches_realnvp_image():
     config.model.actnorm = False
     assert num_actnorms(build_image_flow(config.model, (8, 8, 1))) == 0
     config.model.name = "glow"
-    with pytest.raises(runner.ConfigError, match="actnorm"):
+    with pytest.raises(ConfigError, match="actnorm"):
         build_image_flow(config.model, (8, 8, 1))
 
 
@@ -409,8 +384,9 @@ def test_image_grid_places_image_r_times_cols_plus_c_at_row_r_column_c():
 
 def test_flow_images_script_on_digits(tmp_path):
     """A few steps of Glow on the bundled 8x8 digits (17 levels): the whole pipeline."""
-    from experiments import flow_images, runner
+    from experiments import flow_images
     from experiments.configs import flow_mnist
+    from gmjax.experiment import run
 
     config = flow_mnist.get_config()
     config.data.name = "digits"
@@ -423,8 +399,7 @@ def test_flow_images_script_on_digits(tmp_path):
     config.model.width = 8
     config.eval.batch_size = 360
     workdir = str(tmp_path / "run")
-    metrics = runner.run(flow_images.train_and_evaluate, config, workdir, flow_images.CHOICES,
-                         flow_images.POSITIVE, progress=False)
+    metrics = run(flow_images.EXPERIMENT, config, workdir, progress=False)
     assert metrics["steps"] == 6
     # Better than the uniform model's log2(17) = 4.09 bits/dim (ActNorm's init alone is).
     assert 1.0 < metrics["bits_per_dim"] < math.log2(17)

@@ -1,21 +1,35 @@
-"""One property suite for every registered flow layer (float32 and float64).
+"""One property suite for every registered flow layer and flow recipe (float32 and float64).
 
-For each ``FLOW_LAYERS`` entry, on a batch of random examples and randomly
-perturbed parameters (so zero-initialized layers are not trivially the
-identity): inverse(forward(x)) = x; the forward log-det equals
-log|det| of the autodiff Jacobian; the inverse log-det is minus the forward
-one; shapes are [n, *event] -> [n, *event], [n]; jit and vmap give the same
-numbers; layers that promise it are the identity at initialization; and
+Layers: for each ``FLOWS.layers`` entry, on a batch of random examples and
+randomly perturbed parameters (so zero-initialized layers are not trivially
+the identity): inverse(forward(z)) = z; the forward log-det equals log|det|
+of the autodiff Jacobian; the inverse log-det is minus the forward one;
+shapes are [n, *latent] -> [n, *event], [n]; jit and vmap give the same
+numbers, and so does the normalizing direction inside a data-parallel
+``shard_map``; layers that promise it are the identity at initialization; and
 parameter gradients of the log-density are finite.
+
+Recipes: for each ``FLOWS.recipes`` entry, small but complete (two layers or
+two levels, perturbed parameters), built from a config block through
+``build_flow``: the round trip and log-dets, log p(x) of the jitted
+layer-by-layer path against base density and eager log-det, and the log-det
+against the autodiff Jacobian. Every recipe is invertible, so every recipe
+is checked.
+
+A new registration is tested here without further code.
 """
+
+import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import gmjax.flows  # noqa: F401  (registers every layer)
-from gmjax.flows import FLOW_LAYERS, Flow, build_layer
+import gmjax.flows  # noqa: F401  (registers every layer and recipe)
+from gmjax.flows import FLOWS, Flow, build_layer
+from gmjax.models.flow import build_flow
 
 EVENT_SHAPES = {1: (5,), 3: (4, 4, 2)}
 TOLERANCE = {jnp.float32: dict(rtol=2e-4, atol=2e-4), jnp.float64: dict(rtol=1e-9, atol=1e-9)}
@@ -23,7 +37,9 @@ N = 6
 
 
 def make(name, dtype, index=0, perturb=0.1, seed=0):
-    spec = FLOW_LAYERS.get(name)
+    """``(layer, perturbed params, latents z)``: z has the shape of the layer's normalizing
+    output, which is the event shape except for squeeze."""
+    spec = FLOWS.layers.get(name)
     event = EVENT_SHAPES[spec.event_rank]
     layer = build_layer(name, event, index)
     keys = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -35,7 +51,11 @@ def make(name, dtype, index=0, perturb=0.1, seed=0):
     noise = jax.random.split(keys[2], len(leaves))
     leaves = [p + perturb * jax.random.normal(k, p.shape, p.dtype)
               if jnp.issubdtype(p.dtype, jnp.floating) else p for p, k in zip(leaves, noise)]
-    return layer, jax.tree.unflatten(tree, leaves), x
+    params = jax.tree.unflatten(tree, leaves)
+    latent_shape = jax.eval_shape(layer.apply, params, x)[0].shape
+    if latent_shape != x.shape:
+        x = jnp.asarray(np.random.default_rng(seed).standard_normal(latent_shape), dtype)
+    return layer, params, x
 
 
 def forward(layer, params, x):
@@ -46,7 +66,7 @@ def inverse(layer, params, y):
     return layer.apply(params, y, method=lambda m, v: m.bijector().inverse_and_log_det(v))
 
 
-NAMES = FLOW_LAYERS.names()
+NAMES = FLOWS.layers.names()
 DTYPES = [jnp.float32, jnp.float64]
 
 
@@ -64,7 +84,8 @@ def dtype(request):
 def test_round_trip_and_log_dets(name, index, dtype):
     layer, params, x = make(name, dtype, index)
     y, ld_fwd = forward(layer, params, x)
-    assert y.shape == x.shape and ld_fwd.shape == (N,)
+    event = EVENT_SHAPES[FLOWS.layers.get(name).event_rank]
+    assert y.shape == (N, *event) and ld_fwd.shape == (N,)
     assert y.dtype == dtype
     x_back, ld_inv = inverse(layer, params, y)
     np.testing.assert_allclose(x_back, x, **TOLERANCE[dtype])
@@ -78,11 +99,11 @@ def test_round_trip_and_log_dets(name, index, dtype):
 @pytest.mark.parametrize("name", NAMES)
 def test_log_det_matches_autodiff_jacobian(name, dtype):
     layer, params, x = make(name, dtype)
-    event = x.shape[1:]
+    latent = x.shape[1:]
     _, ld = forward(layer, params, x)
     for i in range(2):
         def f(v):
-            return forward(layer, params, v.reshape(1, *event))[0].reshape(-1)
+            return forward(layer, params, v.reshape(1, *latent))[0].reshape(-1)
 
         jac = jax.jacfwd(f)(x[i].reshape(-1))
         sign, logabsdet = jnp.linalg.slogdet(jac)
@@ -100,9 +121,18 @@ def test_jit_and_vmap_agree(name):
     y_map, ld_map = jax.vmap(lambda v: forward(layer, params, v[None]))(x)
     np.testing.assert_allclose(y_map[:, 0], y, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ld_map[:, 0], ld, rtol=1e-5, atol=1e-5)
+    # The normalizing direction inside the data-parallel shard_map of the train steps (its
+    # loops must carry the batch's varying axis), on a one-device mesh.
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+    P = jax.sharding.PartitionSpec
+    normalize = jax.jit(jax.shard_map(layer.apply, mesh=mesh, in_specs=(P(), P("data")),
+                                      out_specs=P("data")))
+    x_back, ld_back = normalize(params, y)
+    np.testing.assert_allclose(x_back, x, rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(ld_back, -ld, rtol=2e-4, atol=2e-4)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if FLOW_LAYERS.get(n).identity_at_init])
+@pytest.mark.parametrize("name", [n for n in NAMES if FLOWS.layers.get(n).identity_at_init])
 def test_identity_at_initialization(name):
     layer, params, x = make(name, jnp.float32, perturb=0.0)
     y, ld = forward(layer, params, x)
@@ -110,7 +140,9 @@ def test_identity_at_initialization(name):
     np.testing.assert_allclose(ld, 0.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", NAMES)
+# Squeeze changes the event shape, so it has no Flow of its own (and no parameters); the
+# recipes below check it inside the multi-scale flows.
+@pytest.mark.parametrize("name", [n for n in NAMES if FLOWS.layers.get(n).keeps_shape])
 def test_parameter_gradients_are_finite_and_nonzero(name):
     layer, params, x = make(name, jnp.float32)
     event = x.shape[1:]
@@ -128,3 +160,84 @@ def test_parameter_gradients_are_finite_and_nonzero(name):
     # The layer-by-layer __call__ path and distrax's log_prob agree.
     np.testing.assert_allclose(flow.apply(flow_params, x), flow.apply(flow_params, x, method=Flow.log_prob),
                                rtol=1e-5, atol=1e-5)
+
+
+# Recipes -----------------------------------------------------------------------------------
+
+RECIPES = FLOWS.recipes.names()
+RECIPE_SHAPES = {1: (3,), 3: (4, 4, 1)}
+# One config block for every recipe, as the scripts have: each recipe takes the fields it names.
+SMALL = {"num_layers": 2, "hidden": (8,), "num_bins": 4, "block_size": 2, "levels": 2,
+         "steps_per_level": 1, "width": 8}
+RECIPE_TOLERANCE = {jnp.float32: dict(rtol=1e-3, atol=1e-3),
+                    jnp.float64: dict(rtol=1e-9, atol=1e-9)}
+
+
+@functools.lru_cache(maxsize=None)
+def initialized_recipe(name, perturb=0.1, seed=0):
+    """``(flow, perturbed params, latents z [N, *event])`` in float64 numpy, built from a config
+    block by ``build_flow`` and initialized once for both dtypes; inputs from numpy."""
+    event = RECIPE_SHAPES[FLOWS.recipes.get(name).event_rank]
+    flow = build_flow({"name": name, **SMALL}, event if len(event) > 1 else event[0])
+    assert flow.event_shape == event
+    rng = np.random.default_rng(seed)
+    data = jnp.asarray(rng.standard_normal((N, *event)), jnp.float32)
+    params = jax.jit(flow.init)(jax.random.PRNGKey(seed), data)
+    params = jax.tree.map(lambda p: np.asarray(p, np.float64)
+                          + perturb * rng.standard_normal(p.shape), params)
+    return flow, params, rng.standard_normal((N, *event))
+
+
+def log_normal(z):  # [n, *event] -> [n]
+    z = z.reshape(z.shape[0], -1)
+    return -0.5 * jnp.sum(z ** 2, axis=1) - 0.5 * z.shape[1] * np.log(2 * np.pi)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_round_trip_log_dets_density_and_jacobian(name, dtype):
+    flow, params, z = initialized_recipe(name)
+    params, z = jax.tree.map(lambda p: jnp.asarray(p, dtype), (params, z))
+    event = z.shape[1:]
+
+    @jax.jit
+    def check(p, v):  # one compile per recipe and dtype
+        x, ld_fwd = forward(flow, p, v)
+        z_back, ld_inv = inverse(flow, p, x)
+
+        def f(u):
+            return forward(flow, p, u.reshape(1, *event))[0].reshape(-1)
+
+        jacobians = jax.vmap(jax.jacfwd(f))(v[:2].reshape(2, -1))
+        return x, ld_fwd, z_back, ld_inv, flow.apply(p, x), jacobians
+
+    x, ld_fwd, z_back, ld_inv, log_p, jacobians = check(params, z)
+    tol = RECIPE_TOLERANCE[dtype]
+    assert x.shape == z.shape and ld_fwd.shape == (N,) and x.dtype == dtype
+    assert float(jnp.abs(x - z).max()) > 1e-3  # the perturbed flow is not the identity
+    np.testing.assert_allclose(z_back, z, **tol)
+    np.testing.assert_allclose(ld_inv, -ld_fwd, **tol)
+    # log p(x) = log N(z) - log|det dx/dz|, on the layer-by-layer path (Flow.__call__).
+    np.testing.assert_allclose(log_p, log_normal(z) - ld_fwd, **tol)
+    sign, logabsdet = jnp.linalg.slogdet(jacobians)
+    assert np.all(sign != 0)
+    np.testing.assert_allclose(ld_fwd[:2], logabsdet, **tol)
+    if dtype == jnp.float32:  # and without jit
+        x_eager, ld_eager = forward(flow, params, z)
+        np.testing.assert_allclose(x_eager, x, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(ld_eager, ld_fwd, rtol=1e-5, atol=1e-5)
+
+
+def test_build_flow_passes_the_recipe_its_own_fields_and_checks_the_rank():
+    for name in RECIPES:  # a config block may hold only some options: every one has a default
+        options = list(inspect.signature(FLOWS.recipes.get(name).build).parameters.values())[1:]
+        assert all(p.default is not inspect.Parameter.empty for p in options), name
+    assert sorted(FLOWS.recipe_names(event_rank=1) + FLOWS.recipe_names(event_rank=3)) == RECIPES
+    assert FLOWS.recipe_names(event_rank=3) == ["glow", "realnvp_image"]
+    # made is one MAF layer: num_layers and num_bins are other recipes' fields.
+    flow = build_flow({"name": "made", "num_layers": 5, "hidden": [4], "num_bins": 3}, 3)
+    assert len(flow.layers) == 1 and flow.layers[0].hidden == (4,) and flow.event_shape == (3,)
+    assert len(build_flow({"name": "nice", "num_layers": 3}, (2,)).layers) == 4  # + diag_scale
+    with pytest.raises(ValueError, match="rank 3"):
+        build_flow({"name": "glow"}, 2)
+    with pytest.raises(ValueError, match="valid choices: block_autoregressive"):
+        build_flow({"name": "realnvpp"}, 2)

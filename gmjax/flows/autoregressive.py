@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import distrax
 import flax.linen as nn
@@ -54,7 +54,7 @@ import numpy as np
 
 from gmjax.flows.base import FlowLayer
 from gmjax.flows.registry import register_layer
-from gmjax.nets.made import MADE
+from gmjax.nets.made import MADE, take_indices
 
 
 def autoregressive_order(dim: int, index: int) -> Tuple[int, ...]:
@@ -66,15 +66,26 @@ def autoregressive_order(dim: int, index: int) -> Tuple[int, ...]:
 class MaskedAutoregressive(distrax.Bijector):
     """``y_i = tau(x_i; theta_i(x_{<i}, h))`` on ``[..., D]``, the conditioner reading x.
 
-    ``conditioner`` is an unbound Flax module whose ``apply(variables, x)``
-    (``apply(variables, x, context)`` when a ``context`` h is given)
-    returns ``[..., D, k]`` autoregressively (a MADE); ``transformer(theta)``
-    returns an elementwise bijector (``event_ndims_in=0``) with batch shape
-    ``[..., D]``. Both must be hashable (Flax modules compare by their
-    attributes; use frozen dataclasses for transformers). The
-    forward map is one conditioner pass; the inverse runs one pass per rank
-    of the conditioner's ``order`` (D for a permutation, R when ranks tie),
-    each fixing one more rank, so after pass p every x_i of rank < p is exact.
+    ``conditioner`` is an unbound Flax module (a MADE) whose
+    ``apply(variables, x, batch_last=True, outputs=rows)`` (with a
+    ``context`` h: ``apply(variables, x, context, batch_last=True,
+    outputs=rows)``) takes x as ``[D, ...]`` and returns the parameters of
+    the variables ``rows`` (all D if None), ``[k, len(rows), ...]``,
+    autoregressively; ``transformer(theta)`` takes them, parameters first,
+    and returns an elementwise bijector (``event_ndims_in=0``). Both must be
+    hashable (Flax modules compare by their attributes; use frozen
+    dataclasses for transformers). Inside, arrays hold the variables (and
+    parameters) ahead of the batch axes, so that one variable's values are a
+    contiguous slab of the batch.
+
+    The forward map is one conditioner pass. The inverse fixes the
+    variables rank by rank of the conditioner's ``order`` (D passes for a
+    permutation, R when ranks tie): pass r runs the conditioner on the
+    variables of rank < r, already exact, for the parameters of the
+    variables of rank r alone, and inverts the transformer on those
+    variables, log-determinant included. The parameters of rank 0 read no
+    variable, so pass 0 runs the conditioner on one zero row, broadcast over
+    the batch; passes 1 to R - 1 are one loop, compiled once for any R.
     """
 
     def __init__(self, conditioner: nn.Module, variables: Any,
@@ -95,45 +106,76 @@ class MaskedAutoregressive(distrax.Bijector):
 
 
 def _condition(conditioner: nn.Module, variables: Any, x: jax.Array,
-               context: Optional[jax.Array]) -> jax.Array:  # [..., D], [..., C] -> [..., D, k]
+               context: Optional[jax.Array], rows: Any = None
+               ) -> jax.Array:  # [D, ...], [..., C] -> [k, len(rows), ...]
     if context is None:
-        return conditioner.apply(variables, x)
-    return conditioner.apply(variables, x, context)
+        return conditioner.apply(variables, x, batch_last=True, outputs=rows)
+    return conditioner.apply(variables, x, context, batch_last=True, outputs=rows)
+
+
+def _ranks(conditioner: nn.Module, dim: int) -> List[Tuple[int, ...]]:
+    """The variables of each rank of the conditioner's order, rank 0 first."""
+    order = np.asarray(getattr(conditioner, "order", range(dim)))
+    return [tuple(int(i) for i in np.flatnonzero(order == r)) for r in range(order.max() + 1)]
 
 
 # Both directions are jitted with the conditioner and transformer static, so
 # that un-jitted callers reuse one compilation (per shape and dtype) instead
-# of compiling every small op, and every loop, on every call. Under an outer
+# of compiling every small op, and every pass, on every call. Under an outer
 # jit they are inlined.
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _one_pass(conditioner, transformer, variables, x, context):  # [..., D] -> [..., D], [...]
-    theta = _condition(conditioner, variables, x, context)  # [..., D, k]
+    x = jnp.moveaxis(x, -1, 0)  # [D, ...]
+    theta = _condition(conditioner, variables, x, context)  # [k, D, ...]
     y, log_det = transformer(theta).forward_and_log_det(x)
-    return y, jnp.sum(log_det, axis=-1)
+    return jnp.moveaxis(y, 0, -1), jnp.sum(log_det, axis=0)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _invert_by_passes(conditioner, transformer, variables, y, context
                       ):  # [..., D] -> [..., D], [...]
-    def one_pass(_, x):
-        return transformer(_condition(conditioner, variables, x, context)).inverse(y)
+    dim = y.shape[-1]
+    y = jnp.moveaxis(y, -1, 0)  # [D, ...]
+    first, *later = _ranks(conditioner, dim)
+    # Pass 0: the parameters of rank 0 read no variable; one zero row stands for the batch.
+    zero = jnp.zeros((dim,) + (1,) * (y.ndim - 1), y.dtype)
+    theta = _condition(conditioner, variables, zero, context, first)  # [k, len(first), ...]
+    x_first, log_det = transformer(theta).inverse_and_log_det(take_indices(y, first))
+    log_det = jnp.sum(log_det, axis=0)
+    if not later:
+        return jnp.moveaxis(x_first, 0, -1), log_det
+    # Passes 1..R-1, one loop: pass r solves the rows of rank r. A rank of fewer rows than
+    # the largest is padded with spare rows D, D + 1, ... appended to x and y; their
+    # parameters are those of row D - 1, their values never read, their log-dets masked.
+    width = max(len(rows) for rows in later)
+    rows = np.array([list(r) + list(range(dim, dim + width - len(r))) for r in later])
+    real = jnp.asarray(rows < dim, y.dtype).reshape(rows.shape + (1,) * (y.ndim - 1))
+    batch = x_first.shape[1:]  # y's batch axes, broadcast against the context's
+    x = jnp.zeros((dim + width,) + batch, y.dtype).at[np.asarray(first)].set(x_first)
+    y = jnp.concatenate([jnp.broadcast_to(y, (dim,) + batch),
+                         jnp.zeros((width,) + batch, y.dtype)])
+    rows, outputs = jnp.asarray(rows), jnp.asarray(np.minimum(rows, dim - 1))
 
-    # One pass per rank of the order: D for a permutation, fewer when ranks tie.
-    ranks = len(set(getattr(conditioner, "order", range(y.shape[-1]))))
-    x = jax.lax.fori_loop(0, ranks - 1, one_pass, jnp.zeros_like(y))
-    x, log_det = transformer(_condition(conditioner, variables, x, context)
-                             ).inverse_and_log_det(y)
-    return x, jnp.sum(log_det, axis=-1)
+    def solve(i, carry):  # pass i + 1; the rows of rank <= i are exact
+        x, log_det = carry
+        theta = _condition(conditioner, variables, x[:dim], context, outputs[i])
+        x_rows, log_det_rows = transformer(theta).inverse_and_log_det(
+            take_indices(y, rows[i]))
+        x = x.at[rows[i]].set(x_rows, unique_indices=True, mode="promise_in_bounds")
+        return x, log_det + jnp.sum(log_det_rows * real[i], axis=0)
+
+    x, log_det = jax.lax.fori_loop(0, len(later), solve, (x, log_det))
+    return jnp.moveaxis(x[:dim], 0, -1), log_det
 
 
 @dataclasses.dataclass(frozen=True)
 class BoundedAffine:
-    """``theta [..., D, 2] -> ScalarAffine(shift, c * tanh(raw / c))``."""
+    """``theta [2, ...] -> ScalarAffine(shift, c * tanh(raw / c))``, parameters first."""
 
     max_log_scale: float = 3.0
 
     def __call__(self, theta: jax.Array) -> distrax.Bijector:
-        shift, raw = theta[..., 0], theta[..., 1]
+        shift, raw = theta[0], theta[1]
         c = self.max_log_scale
         return distrax.ScalarAffine(shift=shift, log_scale=c * jnp.tanh(raw / c))
 

@@ -74,8 +74,14 @@ class Flow(nn.Module):
         return self.distribution().sample(seed=key, sample_shape=(n,))
 
     def sample_and_log_prob(self, key: jax.Array, n: int) -> Tuple[jax.Array, jax.Array]:
-        """Reparameterized samples and their log-density (reverse-KL objectives use both)."""
-        return self.distribution().sample_and_log_prob(seed=key, sample_shape=(n,))
+        """Reparameterized samples and their log-density (reverse-KL objectives use both).
+
+        The bijector runs on the whole batch at once (distrax's ``Transformed`` would map
+        it over the draws with ``vmap``, which fixes the batch axis first in every op).
+        """
+        z, log_base = self.base().sample_and_log_prob(seed=key, sample_shape=(n,))
+        x, log_det = self.forward_and_log_det(z)
+        return x, log_base - log_det
 
     def forward_and_log_det(self, z: jax.Array) -> Tuple[jax.Array, jax.Array]:
         """The sampling map on given latents: ``z -> (x, log|det dx/dz|)``, batch ``[n, *event]``.

@@ -235,7 +235,6 @@ def _solve_by_bisection(spec: BNAFSpec, prepared: Any, x: jax.Array) -> jax.Arra
     dtype = x.dtype
     eps = jnp.finfo(dtype).eps
     max_steps = MAX_DOUBLINGS + jnp.finfo(dtype).nmant + 8
-    batch = x.shape[:-1]
 
     def next_point(lo, hi):  # [...]
         open_lo, open_hi = jnp.isinf(lo), jnp.isinf(hi)
@@ -264,7 +263,9 @@ def _solve_by_bisection(spec: BNAFSpec, prepared: Any, x: jax.Array) -> jax.Arra
             lo, hi, k = state
             return (k < max_steps) & ~jnp.all(converged(lo, hi))
 
-        start = (jnp.full(batch, -jnp.inf, dtype), jnp.full(batch, jnp.inf, dtype), 0)
+        # full_like keeps the varying axes of ``target`` under shard_map, as the loop's
+        # carry must (the data-parallel train step maps over the batch).
+        start = (jnp.full_like(target, -jnp.inf), jnp.full_like(target, jnp.inf), 0)
         lo, hi, _ = jax.lax.while_loop(keep_going, step, start)
         root = jnp.where(jnp.isfinite(lo) & jnp.isfinite(hi), 0.5 * (lo + hi),
                          jnp.where(jnp.isfinite(lo), lo, hi))  # a give-up keeps its best end
@@ -378,7 +379,10 @@ class BlockAutoregressive(FlowLayer):
 @register_layer("block_autoregressive", event_rank=1, identity_at_init=False)
 def _block_autoregressive(event_shape: Tuple[int, ...], index: int, hidden_factor: int = 8,
                           num_hidden_layers: int = 1, residual: bool = True) -> FlowLayer:
-    """BNAF, the order reversed on odd stack indices."""
+    """Block neural autoregressive layer, BNAF (De Cao et al., 2019).
+
+    The order is reversed on odd stack indices.
+    """
     dim = event_shape[0]
     return BlockAutoregressive(dim=dim, order=autoregressive_order(dim, index),
                                hidden_factor=hidden_factor,

@@ -91,11 +91,13 @@ class VectorCoupling(FlowLayer):
 @register_layer("affine_coupling", event_rank=1, identity_at_init=True)
 def _affine_coupling(event_shape: Tuple[int, ...], index: int, mask: str = "half",
                      hidden: Sequence[int] = (64, 64)) -> FlowLayer:
+    """RealNVP affine coupling on vectors (Dinh et al., 2017)."""
     return VectorCoupling(dim=event_shape[0], parity=index, mask=mask, hidden=tuple(hidden))
 
 
 @register_layer("additive_coupling", event_rank=1, identity_at_init=True)
 def _additive_coupling(event_shape: Tuple[int, ...], index: int, mask: str = "half",
                        hidden: Sequence[int] = (64, 64)) -> FlowLayer:
+    """NICE additive coupling on vectors (Dinh et al., 2015)."""
     return VectorCoupling(dim=event_shape[0], parity=index, mask=mask, hidden=tuple(hidden),
                           additive=True)

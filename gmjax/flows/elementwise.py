@@ -67,11 +67,13 @@ class DiagScale(FlowLayer):
 
 @register_layer("logit", event_rank=1, identity_at_init=False)
 def _logit(event_shape: Tuple[int, ...], index: int, alpha: float = 0.05) -> FlowLayer:
+    """Logit pre-processing of data in (0, 1) (Dinh et al., 2017)."""
     del index
     return Logit(alpha=alpha, event_ndims=len(event_shape))
 
 
 @register_layer("diag_scale", event_rank=1, identity_at_init=True)
 def _diag_scale(event_shape: Tuple[int, ...], index: int) -> FlowLayer:
+    """Diagonal scaling, NICE's last layer (Dinh et al., 2015)."""
     del index
     return DiagScale(event_shape=tuple(event_shape))

@@ -204,11 +204,26 @@ class SqueezeLayer(FlowLayer):
 
 @register_layer("actnorm", event_rank=3)
 def _actnorm(event_shape: Tuple[int, ...], index: int) -> FlowLayer:
+    """ActNorm, a per-channel affine map with data-dependent init (Kingma & Dhariwal, 2018)."""
     del index
     return ActNorm(num_channels=event_shape[-1])
 
 
 @register_layer("invertible_conv1x1", event_rank=3)
 def _invertible_conv1x1(event_shape: Tuple[int, ...], index: int, seed: int = 0) -> FlowLayer:
+    """Invertible 1x1 convolution in LU form (Kingma & Dhariwal, 2018)."""
     key = jax.random.fold_in(jax.random.PRNGKey(seed), index)
     return InvertibleConv1x1(permutation=random_permutation(key, event_shape[-1]))
+
+
+@register_layer("squeeze", event_rank=3, keeps_shape=False)
+def _squeeze(event_shape: Tuple[int, ...], index: int) -> FlowLayer:
+    """Squeeze, [h, w, c] -> [h/2, w/2, 4c] when normalizing (Dinh et al., 2017).
+
+    It changes the event shape, so it belongs inside a multi-scale flow.
+    """
+    del index
+    h, w, _ = event_shape
+    if h % 2 or w % 2:
+        raise ValueError(f"squeeze needs an even height and width, got {tuple(event_shape)}")
+    return SqueezeLayer()

@@ -87,10 +87,12 @@ class ImageCoupling(FlowLayer):
 @register_layer("checkerboard_coupling", event_rank=3, identity_at_init=True)
 def _checkerboard_coupling(event_shape: Tuple[int, ...], index: int,
                            width: int = 32) -> FlowLayer:
+    """Affine coupling on images with a checkerboard mask (Dinh et al., 2017)."""
     return ImageCoupling(event_shape=event_shape, parity=index % 2, mask="checkerboard",
                          width=width)
 
 
 @register_layer("channel_coupling", event_rank=3, identity_at_init=True)
 def _channel_coupling(event_shape: Tuple[int, ...], index: int, width: int = 32) -> FlowLayer:
+    """Affine coupling on images with a channel mask (Dinh et al., 2017)."""
     return ImageCoupling(event_shape=event_shape, parity=index % 2, mask="channel", width=width)

@@ -16,7 +16,9 @@ together and *unsqueezed* to the level's input shape. Concatenation and
 unsqueezing are fixed permutations of the entries (log-det 0), so the latent
 has the image's own shape ``[h, w, c]`` and a standard normal over it is the
 standard normal over all the z_l: the whole architecture is one
-shape-preserving ``FlowLayer``, usable in ``Flow`` and ``distrax.Transformed``.
+shape-preserving ``FlowLayer``, usable in ``Flow`` and ``distrax.Transformed``
+(the ``glow`` and ``realnvp_image`` recipes of ``gmjax.flows.recipes`` are
+built this way).
 As a distrax chain (data side first), level l is
 
     [layers of f_l..., FactorOut(level l+1), Squeeze x (number of squeezes in f_l)]
@@ -34,10 +36,8 @@ import distrax
 import jax
 import jax.numpy as jnp
 
-from gmjax.flows.base import Flow, FlowLayer
+from gmjax.flows.base import FlowLayer
 from gmjax.flows.glow import Squeeze, SqueezeLayer
-from gmjax.flows.registry import build_layer
-from gmjax.registry import Registry
 
 
 class FactorOut(distrax.Bijector):
@@ -126,78 +126,3 @@ class MultiScale(FlowLayer):
         for _ in range(self._num_squeezes(i)):
             x = Squeeze().inverse(x)
         return x, log_det
-
-
-def _check_divisible(event_shape: Tuple[int, int, int], squeezes: int) -> None:
-    h, w, _ = event_shape
-    if h % 2 ** squeezes or w % 2 ** squeezes:
-        raise ValueError(f"{squeezes} squeezes need height and width divisible by "
-                         f"{2 ** squeezes}, got event shape {tuple(event_shape)}")
-
-
-IMAGE_FLOWS: Registry[Callable[..., Flow]] = Registry("image flow")
-
-
-@IMAGE_FLOWS.register("glow")
-def glow(event_shape: Tuple[int, int, int], levels: int = 2, steps_per_level: int = 4,
-         width: int = 32) -> Flow:
-    """Glow (Kingma & Dhariwal, 2018): per level, squeeze then ``steps_per_level`` steps of
-    ActNorm -> invertible 1x1 convolution -> affine (channel) coupling; half the channels
-    are factored out after every level but the last."""
-    event_shape = tuple(event_shape)
-    _check_divisible(event_shape, levels)
-    h, w, c = event_shape
-    per_level, index = [], 0
-    for _ in range(levels):
-        h, w, c = h // 2, w // 2, 4 * c
-        layers = [SqueezeLayer()]
-        for _ in range(steps_per_level):
-            shape = (h, w, c)
-            layers += [build_layer("actnorm", shape, index),
-                       build_layer("invertible_conv1x1", shape, index),
-                       build_layer("channel_coupling", shape, index, width=width)]
-            index += 1
-        per_level.append(tuple(layers))
-        c = c - c // 2
-    return Flow(layers=[MultiScale(event_shape=event_shape, levels=tuple(per_level))],
-                event_shape=event_shape)
-
-
-@IMAGE_FLOWS.register("realnvp_image")
-def realnvp_image(event_shape: Tuple[int, int, int], levels: int = 2, steps_per_level: int = 3,
-                  width: int = 32, actnorm: bool = True) -> Flow:
-    """RealNVP on images (Dinh et al., 2017, Sec. 4.1): per level but the last,
-    ``steps_per_level`` checkerboard couplings, a squeeze, ``steps_per_level`` channel
-    couplings and a factor-out of half the channels; the last level has
-    ``steps_per_level + 1`` checkerboard couplings (the paper's 3, 3 and 4).
-
-    RealNVP puts batch normalization into the flow (Sec. 3.7); with ``actnorm``
-    an ActNorm, Glow's batch-independent replacement for it, precedes every
-    coupling instead.
-    """
-    event_shape = tuple(event_shape)
-    _check_divisible(event_shape, levels - 1)
-    h, w, c = event_shape
-    per_level, index = [], 0
-
-    def coupling(kind: str) -> list[FlowLayer]:
-        shape = (h, w, c)
-        norm = [build_layer("actnorm", shape, index)] if actnorm else []
-        return norm + [build_layer(f"{kind}_coupling", shape, index, width=width)]
-
-    for level in range(levels):
-        last = level == levels - 1
-        layers = []
-        for _ in range(steps_per_level + int(last)):
-            layers += coupling("checkerboard")
-            index += 1
-        if not last:
-            h, w, c = h // 2, w // 2, 4 * c
-            layers.append(SqueezeLayer())
-            for _ in range(steps_per_level):
-                layers += coupling("channel")
-                index += 1
-            c = c - c // 2
-        per_level.append(tuple(layers))
-    return Flow(layers=[MultiScale(event_shape=event_shape, levels=tuple(per_level))],
-                event_shape=event_shape)

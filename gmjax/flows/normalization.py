@@ -99,5 +99,6 @@ def update_batch_stats(module: nn.Module, variables: Mapping[str, Any], x: jax.A
 @register_layer("batch_norm", event_rank=1, identity_at_init=False)
 def _batch_norm(event_shape: Tuple[int, ...], index: int, momentum: float = 0.99,
                 eps: float = 1e-5) -> FlowLayer:
+    """Batch normalization as a bijector (Dinh et al., 2017, Sec. 3.7)."""
     del index
     return BatchNorm(dim=event_shape[0], momentum=momentum, eps=eps)

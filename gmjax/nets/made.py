@@ -16,7 +16,10 @@ a layer is at least R - 1 wide. R = D for a permutation; degrees may also tie
 ranks -- a block-autoregressive network, whose inverse takes R passes, not D.
 
 The network returns ``k`` parameters per variable, ``[..., D, k]``: the
-conditioner of MAF, IAF and autoregressive spline flows.
+conditioner of MAF, IAF and autoregressive spline flows. Those call it with
+the batch axes last, x ``[D, ...]`` to ``[k, D, ...]`` (``batch_last``),
+and for the variables of one rank at a time (``outputs``): the same
+numbers, with only the output units asked for computed.
 
 An optional context vector h (IAF's encoder output, Kingma et al., 2016,
 "Improved Variational Inference with Inverse Autoregressive Flow", Sec. 4)
@@ -31,7 +34,7 @@ parameters are exactly those of plain MADE.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -84,18 +87,39 @@ def made_masks(order: Sequence[int], hidden: Sequence[int], num_params: int) -> 
     return masks
 
 
+def take_indices(a: jax.Array, indices, axis: int = 0) -> jax.Array:
+    """``a``'s entries ``indices`` along ``axis``: for static increasing indices evenly spaced
+    (one variable, a block of consecutive ones, every b-th) a strided slice, else a gather
+    (``indices`` may then be a traced integer array)."""
+    if isinstance(indices, jax.Array):
+        return jnp.take(a, indices, axis=axis, mode="clip")
+    indices = np.asarray(indices)
+    step = int(indices[1] - indices[0]) if indices.size > 1 else 1
+    if step > 0 and np.all(np.diff(indices) == step):
+        return jax.lax.slice_in_dim(a, int(indices[0]), int(indices[-1]) + 1, step, axis)
+    return jnp.take(a, indices, axis=axis)
+
+
 class MaskedDense(nn.Module):
     """``y = x (W * M) + b`` with a fixed 0/1 mask ``M`` of shape ``[fan_in, fan_out]``."""
 
     mask: np.ndarray
     kernel_init: Callable = nn.linear.default_kernel_init
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:  # [..., fan_in] -> [..., fan_out]
-        kernel = self.param("kernel", self.kernel_init, self.mask.shape)
-        bias = self.param("bias", nn.initializers.zeros, self.mask.shape[1:])
-        kernel, bias = kernel.astype(x.dtype), bias.astype(x.dtype)
-        return x @ (kernel * jnp.asarray(self.mask, x.dtype)) + bias
+    def setup(self):
+        self.kernel = self.param("kernel", self.kernel_init, self.mask.shape)
+        self.bias = self.param("bias", nn.initializers.zeros, self.mask.shape[1:])
+
+    def weights(self, dtype) -> Tuple[jax.Array, jax.Array]:
+        """The masked kernel ``W * M [fan_in, fan_out]`` and the bias ``b [fan_out]``."""
+        return (self.kernel.astype(dtype) * jnp.asarray(self.mask, dtype),
+                self.bias.astype(dtype))
+
+    def __call__(self, x: jax.Array, axis: int = -1) -> jax.Array:
+        """x's ``axis`` (of size fan_in) through the layer; the output's last axis is
+        fan_out, after x's other axes (``[..., fan_in] -> [..., fan_out]`` for the last)."""
+        kernel, bias = self.weights(x.dtype)
+        return jnp.tensordot(x, kernel, axes=(axis, 0)) + bias
 
 
 class MADE(nn.Module):
@@ -119,20 +143,39 @@ class MADE(nn.Module):
     zero_init_last: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, context: Optional[jax.Array] = None
-                 ) -> jax.Array:  # [..., D], [..., C] -> [..., D, num_params]
-        """Output ``[..., D, num_params]``; ``context [..., C]`` (leading axes
-        broadcasting against x's) joins the first hidden layer."""
+    def __call__(self, x: jax.Array, context: Optional[jax.Array] = None,
+                 batch_last: bool = False, outputs: Optional[Sequence[int]] = None
+                 ) -> jax.Array:
+        """Output ``[..., D, num_params]`` for x ``[..., D]``; ``context [..., C]``
+        (leading axes broadcasting against x's batch axes) joins the first hidden layer.
+
+        With ``batch_last`` x is ``[D, ...]`` and the output ``[num_params, D, ...]``:
+        the same numbers with the batch axes last, the layout in which elementwise
+        transformers work on whole slabs of a batch (``MaskedAutoregressive``).
+        ``outputs`` (variable indices; a static increasing sequence, or a traced integer
+        array) computes the parameters of those variables alone, in place of all D.
+        """
         dim = len(self.order)
         masks = made_masks(self.order, self.hidden, self.num_params)
         if context is not None and not self.hidden:
             raise ValueError("a context needs at least one hidden layer to enter")
-        for i, mask in enumerate(masks[:-1]):
-            pre = MaskedDense(mask)(x)
-            if i == 0 and context is not None:  # unmasked: every unit may see all of h
-                pre = pre + nn.Dense(mask.shape[1], use_bias=False, name="context",
-                                     dtype=x.dtype)(context)
-            x = self.activation(pre)
         last_init = nn.initializers.zeros if self.zero_init_last else nn.linear.default_kernel_init
-        out = MaskedDense(masks[-1], kernel_init=last_init)(x)
-        return out.reshape(*out.shape[:-1], dim, self.num_params)
+        layers = [MaskedDense(mask) for mask in masks[:-1]]
+        layers.append(MaskedDense(masks[-1], kernel_init=last_init))
+        axis = 0 if batch_last else x.ndim - 1  # x's variable axis
+        for i, (layer, mask) in enumerate(zip(layers, masks[:-1])):
+            x = layer(x, axis)  # [..., width]
+            axis = x.ndim - 1
+            if i == 0 and context is not None:  # unmasked: every unit may see all of h
+                x = x + nn.Dense(mask.shape[1], use_bias=False, name="context",
+                                 dtype=x.dtype)(context)
+            x = self.activation(x)
+        kernel, bias = layers[-1].weights(x.dtype)  # unit i * num_params + p: variable i
+        kernel = kernel.reshape(-1, dim, self.num_params)
+        bias = bias.reshape(dim, self.num_params)
+        if outputs is not None:
+            kernel, bias = take_indices(kernel, outputs, axis=1), take_indices(bias, outputs)
+        if batch_last:  # [num_params, D, ...]
+            out = jnp.tensordot(jnp.transpose(kernel, (0, 2, 1)), x, axes=(0, axis))
+            return out + bias.T.reshape(bias.T.shape + (1,) * (out.ndim - 2))
+        return jnp.tensordot(x, kernel, axes=(axis, 0)) + bias  # [..., D, num_params]
