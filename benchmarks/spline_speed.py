@@ -11,10 +11,11 @@ process, alternating the two so that a change in the machine's load hits both:
 
 * ``elementwise``: forward + gradient and inverse + gradient of a
   ``[batch, dim]`` array through splines with ``bins`` bins;
-* ``temperflow_kl`` and ``temperflow_l2``: ``steps`` TemperFlow training steps
-  (reverse KL at beta = 0.1; the L2 loss against a reference) of the Clayton
-  config's flow, a 4-layer spline coupling flow with hidden (32, 32), 16 bins
-  on [-6, 6].
+* ``temperflow_kl`` and ``temperflow_l2``: ``steps`` Adam steps of TemperFlow's
+  two losses scanned in one call (reverse KL; the L2 loss against a
+  reference; at beta = 0.5, ``benchmarks.flow_step.build_steps``) on the
+  Clayton target, for the Clayton config's flow, a 4-layer spline coupling
+  flow with hidden (32, 32), 16 bins on [-6, 6].
 
 Writes ``benchmarks/results/spline_speed.json``: median milliseconds per call
 or step for each implementation and the ratio distrax / gmjax (> 1: gmjax is
@@ -35,10 +36,8 @@ import distrax
 import jax
 import jax.numpy as jnp
 
+from benchmarks.flow_step import build_steps
 from gmjax.flows import spline as spline_module
-from gmjax.models.flow import build_flow
-from gmjax.samplers.temperflow import TemperFlow, TemperFlowConfig
-from gmjax.targets import build_target
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "spline_speed.json")
 
@@ -86,27 +85,16 @@ def elementwise_cases(args) -> Dict[str, Callable[[], Callable[[], None]]]:
 
 
 def temperflow_cases(args) -> Dict[str, Callable[[], Callable[[], None]]]:
-    import ml_collections
-    target = build_target("clayton", dim=args.dim)
-    model = ml_collections.ConfigDict({"name": "spline_coupling", "num_layers": 4,
-                                       "hidden": (32, 32), "num_bins": 16, "bound": 6.0})
-    config = TemperFlowConfig(batch_size=args.batch, steps_per_call=args.steps,
-                              steps_init=args.steps, steps_mid=args.steps,
-                              steps_final=args.steps, estimate_draws=1000)
+    model = {"name": "spline_coupling", "num_layers": 4, "hidden": (32, 32), "num_bins": 16,
+             "bound": 6.0}
 
     def case(kind):
         def build():
-            sampler = TemperFlow(build_flow(model, target.dim), target, config)
-            state, _ = sampler.init(jax.random.PRNGKey(0))
-            key = jax.random.PRNGKey(1)
-
-            def run():
-                sampler.train_stage(state.params, kind, 0.5, args.steps, 1e-3, key,
-                                    ref_params=state.params, log_u=0.0)
-            return run
+            return build_steps(args.batch, args.steps, model=model, target="clayton",
+                               dim=args.dim)[kind]
         return build
 
-    return {"temperflow_kl": case("kl"), "temperflow_l2": case("l2")}
+    return {"temperflow_kl": case("reverse_kl"), "temperflow_l2": case("l2_reference")}
 
 
 def main():
@@ -114,7 +102,7 @@ def main():
     parser.add_argument("--dim", type=int, default=8)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--bins", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=100, help="TemperFlow steps per call")
+    parser.add_argument("--steps", type=int, default=100, help="Adam steps per call")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args()
@@ -138,8 +126,8 @@ def main():
                          "ratio_distrax_over_gmjax": med["distrax"] / med["gmjax"]}
         print(f"{name:28s} gmjax {med['gmjax']:8.2f} ms  distrax {med['distrax']:8.2f} ms  "
               f"ratio {med['distrax'] / med['gmjax']:.2f}", flush=True)
-    out = {"config": {**vars(args), "out": os.path.relpath(args.out)}, "results": results, "jax": jax.__version__,
-           "distrax": distrax.__version__, "machine": platform.machine(),
+    out = {"config": {**vars(args), "out": os.path.relpath(args.out)}, "results": results,
+           "jax": jax.__version__, "distrax": distrax.__version__, "machine": platform.machine(),
            "cpus": os.cpu_count(), "load_average_start": load_start,
            "load_average_end": os.getloadavg()}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -141,7 +141,9 @@ def _invert_by_passes(conditioner, transformer, variables, y, context
     zero = jnp.zeros((dim,) + (1,) * (y.ndim - 1), y.dtype)
     theta = _condition(conditioner, variables, zero, context, first)  # [k, len(first), ...]
     x_first, log_det = transformer(theta).inverse_and_log_det(take_indices(y, first))
-    log_det = jnp.sum(log_det, axis=0)
+    # zeros_like: the loop's carry keeps y's varying axes under shard_map (the data-parallel
+    # train step), also where the rank-0 log-dets depend on the parameters alone.
+    log_det = jnp.zeros_like(x_first[0]) + jnp.sum(log_det, axis=0)
     if not later:
         return jnp.moveaxis(x_first, 0, -1), log_det
     # Passes 1..R-1, one loop: pass r solves the rows of rank r. A rank of fewer rows than

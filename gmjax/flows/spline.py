@@ -12,14 +12,17 @@ in the paper). The K widths, K heights and K + 1 derivatives come from a
 conditioner as 3K + 1 unconstrained numbers per variable (distrax's
 ``RationalQuadraticSpline``: softmax widths and heights, softplus
 derivatives; the two boundary ones are ignored), evaluated here by
-``RationalQuadraticSpline`` with one gather per bin quantity instead of
-distrax's mask over all bins: the same numbers (within 1e-12 in float64,
-gradients included; tested), forward + gradient 1.9x and inverse + gradient
-3.1x as fast on CPU, 1.05-1.13x for whole TemperFlow steps, where the
-conditioners and the target dominate (``python -m benchmarks.spline_speed``,
-``benchmarks/results/spline_speed.json``). At zero parameters the bins
-are equal and every derivative is 1, so the spline is the identity up to
-float rounding; both layers zero-initialize the conditioner's output layer.
+``RationalQuadraticSpline`` with the parameters first and the bin picked by
+a one-hot product instead of distrax's per-scalar mask over all bins: the
+same numbers (within 1e-12 in float64, gradients included; tested), forward
++ gradient 1.9x and inverse + gradient 2.3x as fast on CPU, up to 1.35x for
+whole TemperFlow steps of a spline coupling flow, where the conditioner and
+the target weigh more (``python -m benchmarks.spline_speed``,
+``benchmarks/results/spline_speed.json``; the steps of the 2-D TemperFlow
+flow, a spline MAF: ``python -m benchmarks.flow_step``). At zero parameters
+the bins are equal and every derivative is 1, so the spline is the identity
+up to float rounding; both layers zero-initialize the conditioner's output
+layer.
 
 * ``rq_spline_coupling``: ``MaskedCoupling`` with an MLP conditioner on the
   masked half (RQ-NSF (C)).

@@ -34,7 +34,7 @@ parameters are exactly those of plain MADE.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -87,7 +87,8 @@ def made_masks(order: Sequence[int], hidden: Sequence[int], num_params: int) -> 
     return masks
 
 
-def take_indices(a: jax.Array, indices, axis: int = 0) -> jax.Array:
+def take_indices(a: jax.Array, indices: Union[Sequence[int], jax.Array], axis: int = 0
+                 ) -> jax.Array:
     """``a``'s entries ``indices`` along ``axis``: for static increasing indices evenly spaced
     (one variable, a block of consecutive ones, every b-th) a strided slice, else a gather
     (``indices`` may then be a traced integer array)."""
@@ -144,8 +145,8 @@ class MADE(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, context: Optional[jax.Array] = None,
-                 batch_last: bool = False, outputs: Optional[Sequence[int]] = None
-                 ) -> jax.Array:
+                 batch_last: bool = False,
+                 outputs: Optional[Union[Sequence[int], jax.Array]] = None) -> jax.Array:
         """Output ``[..., D, num_params]`` for x ``[..., D]``; ``context [..., C]``
         (leading axes broadcasting against x's batch axes) joins the first hidden layer.
 
@@ -160,17 +161,16 @@ class MADE(nn.Module):
         if context is not None and not self.hidden:
             raise ValueError("a context needs at least one hidden layer to enter")
         last_init = nn.initializers.zeros if self.zero_init_last else nn.linear.default_kernel_init
-        layers = [MaskedDense(mask) for mask in masks[:-1]]
-        layers.append(MaskedDense(masks[-1], kernel_init=last_init))
+        hidden_layers = [MaskedDense(mask) for mask in masks[:-1]]
+        output_layer = MaskedDense(masks[-1], kernel_init=last_init)
         axis = 0 if batch_last else x.ndim - 1  # x's variable axis
-        for i, (layer, mask) in enumerate(zip(layers, masks[:-1])):
+        for i, (layer, width) in enumerate(zip(hidden_layers, self.hidden)):
             x = layer(x, axis)  # [..., width]
             axis = x.ndim - 1
             if i == 0 and context is not None:  # unmasked: every unit may see all of h
-                x = x + nn.Dense(mask.shape[1], use_bias=False, name="context",
-                                 dtype=x.dtype)(context)
+                x = x + nn.Dense(width, use_bias=False, name="context", dtype=x.dtype)(context)
             x = self.activation(x)
-        kernel, bias = layers[-1].weights(x.dtype)  # unit i * num_params + p: variable i
+        kernel, bias = output_layer.weights(x.dtype)  # unit i * num_params + p: variable i
         kernel = kernel.reshape(-1, dim, self.num_params)
         bias = bias.reshape(dim, self.num_params)
         if outputs is not None:
