@@ -11,6 +11,7 @@ import pytest
 
 from gmjax.training import (CheckpointError, Checkpointer, NonFiniteError, TrainState, data_mesh,
                             fit, make_train_step, read_jsonl)
+from gmjax.training.step import TrainStep
 
 X = np.random.default_rng(0).normal(size=(512, 3)).astype(np.float32)
 Y = (X @ np.array([1.0, -2.0, 0.5]) + 0.3).astype(np.float32)
@@ -29,14 +30,18 @@ def batch_fn(step):
     return X[i:i + 32], Y[i:i + 32]
 
 
-def run(workdir, num_steps, batches=batch_fn, **kwargs):
+def run(workdir, num_steps, batches=batch_fn, steps_per_call=1, wrap=None, **kwargs):
     mesh = data_mesh(1)
     opt = optax.adam(0.05)
     state = TrainState.create({"w": jnp.zeros(3), "b": jnp.zeros(())}, opt,
                               jax.random.PRNGKey(0))
-    step = make_train_step(noisy_mse, opt, mesh)
+    step = make_train_step(noisy_mse, opt, mesh, steps_per_call=steps_per_call)
+    if wrap is not None:
+        step = wrap(step)
     options = dict(log_every=5, checkpoint_every=10, keep_checkpoints=2, progress=False)
     options.update(kwargs)
+    if "fit_steps_per_call" in options:
+        options["steps_per_call"] = options.pop("fit_steps_per_call")
     return fit(state, step, batches, num_steps=num_steps, workdir=str(workdir), mesh=mesh,
                **options)
 
@@ -112,3 +117,51 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
 def test_intervals_must_be_multiples_of_steps_per_call(tmp_path):
     with pytest.raises(ValueError, match="log_every=5 must be a non-negative multiple"):
         run(tmp_path, 40, steps_per_call=4)
+
+
+def test_fit_takes_steps_per_call_from_the_step_and_refuses_another(tmp_path):
+    result = run(tmp_path / "scan", 40, steps_per_call=4, log_every=8, checkpoint_every=20)
+    assert result.steps == 40
+    steps = [r["step"] for r in read_jsonl(tmp_path / "scan" / "metrics.jsonl")]
+    assert steps == [8, 16, 24, 32, 40]
+    with pytest.raises(ValueError, match="built with steps_per_call=4"):
+        run(tmp_path / "other", 40, steps_per_call=4, log_every=8, checkpoint_every=20,
+            **{"fit_steps_per_call": 2})
+
+
+def test_an_interrupt_saves_the_state_and_the_resumed_log_reads_like_the_full_one(tmp_path):
+    def interrupted(step):
+        if step == 17:  # inside the second logging window, after a checkpoint at 10
+            raise KeyboardInterrupt
+        return batch_fn(step)
+
+    options = dict(log_every=10, checkpoint_every=10)
+    full = run(tmp_path / "full", 30, **options)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "split", 30, batches=interrupted, **options)
+    assert Checkpointer(tmp_path / "split" / "checkpoints").latest_step() == 17
+    resumed = run(tmp_path / "split", 30, **options)
+    assert resumed.start_step == 17
+    for a, b in zip(leaves(full.state), leaves(resumed.state)):
+        np.testing.assert_array_equal(a, b)
+    timing = ("steps_per_sec", "train_seconds")
+    drop = lambda rs: [{k: v for k, v in r.items() if k not in timing} for r in rs]
+    assert drop(read_jsonl(tmp_path / "split" / "metrics.jsonl")) == \
+        drop(read_jsonl(tmp_path / "full" / "metrics.jsonl"))
+
+
+def test_only_calls_that_end_at_a_logging_step_ask_for_the_gradient_norm(tmp_path):
+    asked = []
+
+    class Spy(TrainStep):
+        def __init__(self, step):
+            self.__dict__.update(vars(step))
+
+        def __call__(self, state, batch, log=True):
+            asked.append(log)
+            return super().__call__(state, batch, log)
+
+    run(tmp_path, 20, wrap=Spy)
+    assert asked == [(i + 1) % 5 == 0 for i in range(20)]
+    train = list(read_jsonl(tmp_path / "metrics.jsonl"))
+    assert len(train) == 4 and all(np.isfinite(r["grad_norm"]) for r in train)

@@ -141,3 +141,50 @@ def test_minmax_step_matches_hand_computed_sgd_game():
     np.testing.assert_allclose(float(state.gen_params["v"]), g, rtol=1e-6)
     assert int(state.step) == 1
     assert {"critic/loss", "gen/loss", "loss", "critic/grad_norm"} <= set(metrics)
+
+
+def test_the_gradient_norm_is_computed_only_when_asked_and_changes_nothing_else():
+    x, y = regression_data()
+    mesh = data_mesh(1)
+    opt = optax.adam(0.05)
+    step = make_train_step(mse, opt, mesh, donate=False)
+    state = replicate(TrainState.create(init_params(), opt, jax.random.PRNGKey(0)), mesh)
+    batch = shard_batch((x, y), mesh)
+    with_norm, m1 = step(state, batch)
+    without, m0 = step(state, batch, log=False)
+    assert np.isnan(m0["grad_norm"]) and np.isfinite(m1["grad_norm"])
+    for a, b in zip(jax.tree.leaves(with_norm), jax.tree.leaves(without)):
+        np.testing.assert_array_equal(a, b)
+    assert float(m0["loss"]) == float(m1["loss"])
+
+
+def test_a_scanned_call_gives_the_gradient_norm_of_its_last_update():
+    x, y = regression_data()
+    mesh = data_mesh(1)
+    opt = optax.adam(0.05)
+    batches = [(x[i::4], y[i::4]) for i in range(4)]
+    state = replicate(TrainState.create(init_params(), opt, jax.random.PRNGKey(0)), mesh)
+    single = make_train_step(mse, opt, mesh, donate=False)
+    s1 = state
+    for b in batches:
+        s1, m1 = single(s1, shard_batch(b, mesh))
+    scanned = make_train_step(mse, opt, mesh, steps_per_call=4, donate=False)
+    stacked = shard_batch(tuple(np.stack(xs) for xs in zip(*batches)), mesh, leading_axes=1)
+    _, m4 = scanned(state, stacked)
+    assert m4["loss"].shape == (4,) and m4["grad_norm"].shape == ()
+    np.testing.assert_allclose(m4["grad_norm"], m1["grad_norm"], rtol=1e-6)
+    s_log, _ = scanned(state, stacked)
+    s_quiet, m_quiet = scanned(state, stacked, log=False)
+    assert np.isnan(m_quiet["grad_norm"])
+    for a, b in zip(jax.tree.leaves(s_log), jax.tree.leaves(s_quiet)):  # the same updates
+        np.testing.assert_array_equal(a, b)
+
+
+def test_one_device_compiles_a_plain_jit_without_shard_map():
+    x, y = regression_data()
+    mesh = data_mesh(1)
+    opt = optax.sgd(0.1)
+    state = replicate(TrainState.create(init_params(), opt, jax.random.PRNGKey(0)), mesh)
+    text = make_train_step(mse, opt, mesh).lower(state, shard_batch((x, y), mesh)).as_text()
+    assert "manual_computation" not in text and "shard_map" not in text
+    assert "all-reduce" not in text and "all_reduce" not in text

@@ -258,6 +258,8 @@ def main(experiment: Experiment, default_config: Optional[str] = None) -> None:
             _fail(str(e))
         except failures as e:
             _fail(str(e), RUN_FAILURE)
+        except KeyboardInterrupt:  # fit saved a checkpoint and said where; no traceback
+            sys.exit(130)
         print(json.dumps(to_python(dict(metrics)), indent=2, sort_keys=True))
 
     app.run(program, flags_parser=lambda argv: _parse_flags(argv, experiment, default_config))

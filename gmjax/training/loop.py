@@ -7,23 +7,37 @@
   continues from it. Batches are a pure function of the step
   (``batch_fn(step)``) and keys are ``fold_in(key, step)``, so a run that was
   killed and resumed ends with exactly the parameters of one that never
-  stopped (bitwise on CPU).
-* **Non-finite guard.** Every step's metrics (``loss``, ``grad_norm``, ...)
-  are checked before each log and before each checkpoint; the first
-  non-finite one stops the run with ``NonFiniteError`` naming the step and the
-  metric. Checkpoints are only written from checked states, so the last one on
-  disk is always good.
+  stopped (bitwise on CPU). A checkpoint also holds the metrics of the
+  unfinished logging window, so the resumed log reads like the
+  uninterrupted one (timings aside).
+* **Interrupts.** While ``fit`` runs (in the main thread) it takes over
+  SIGINT (Ctrl-C) and SIGTERM (how clusters preempt jobs): the signal is
+  acted on when the compiled call in flight has returned, never inside it.
+  ``fit`` then checks the metrics not yet checked, checkpoints that state,
+  prints one line saying where, and raises ``KeyboardInterrupt`` (SIGINT) or
+  ``SystemExit(143)`` (SIGTERM, the exit status of a terminated process). A
+  second signal before that point stops at once; what was in flight is lost
+  and only a state no call has consumed is saved. The previous handlers are
+  restored when ``fit`` returns.
+* **Non-finite guard.** Every step's metrics (``loss``, ...) are checked
+  before each log and before each checkpoint; the first non-finite one stops
+  the run with ``NonFiniteError`` naming the step and the metric. Checkpoints
+  are only written from checked states, so the last one on disk is always
+  good.
 * **Logs.** Averages of the training metrics over each ``log_every`` window go
   to ``metrics.jsonl`` (``"split": "train"``) with ``steps_per_sec`` and
-  ``train_seconds``; ``eval_fn`` results go there with ``"split": "eval"``.
+  ``train_seconds``; ``grad_norm`` is the gradient norm of the window's last
+  update (a ``TrainStep`` computes it only on the calls that end at a logging
+  step). ``eval_fn`` results go there with ``"split": "eval"``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -36,8 +50,10 @@ from gmjax.training.checkpoint import Checkpointer
 from gmjax.training.logging import MetricsWriter
 from gmjax.training.parallel import replicate, shard_batch
 from gmjax.training.state import all_finite
+from gmjax.training.step import TrainStep
 
 PyTree = Any
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class NonFiniteError(FloatingPointError):
@@ -63,6 +79,53 @@ class FitResult:
     last_log: Dict[str, float] = dataclasses.field(default_factory=dict)  # the last train record
 
 
+def stop_exception(signum: int, message: str) -> BaseException:
+    """What stopping on ``signum`` raises: ``KeyboardInterrupt`` for SIGINT,
+    ``SystemExit(128 + signum)`` otherwise (143 for SIGTERM)."""
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt(message)
+    return SystemExit(128 + signum)
+
+
+class DeferredSignals:
+    """Holds SIGINT and SIGTERM until the code asks (``received``) while installed.
+
+    A context manager. In the main thread it replaces the handlers of the
+    signals that are not ignored; the first signal only sets ``received``, a
+    second one raises ``stop_exception`` at once. Elsewhere it installs
+    nothing (Python delivers signals to the main thread only). The previous
+    handlers come back on exit.
+    """
+
+    def __init__(self) -> None:
+        self.received: Optional[int] = None
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> "DeferredSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                previous = signal.getsignal(signum)
+                if previous is signal.SIG_IGN or previous is None:  # None: not set from Python
+                    continue
+                self._previous[signum] = previous
+                signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            self.received = signum
+            return
+        name = signal.Signals(signum).name
+        print(f"second {name}: stopping without waiting for the step in flight",
+              file=sys.stderr, flush=True)
+        raise stop_exception(signum, f"second {name}")
+
+
 def _first_non_finite(metrics: Mapping[str, np.ndarray]) -> Optional[Tuple[int, str, float]]:
     """(offset, name, value) of the earliest non-finite entry of stacked metrics."""
     worst = None
@@ -74,19 +137,25 @@ def _first_non_finite(metrics: Mapping[str, np.ndarray]) -> Optional[Tuple[int, 
     return worst
 
 
-def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict]],
+def _is_usable(state: PyTree) -> bool:
+    """No buffer of ``state`` has been donated to (or deleted by) a compiled call."""
+    return not any(getattr(x, "is_deleted", lambda: False)() for x in jax.tree.leaves(state))
+
+
+def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
         batch_fn: Callable[[int], PyTree], *, num_steps: int, workdir: str, mesh: Mesh,
         log_every: int = 100, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
         eval_every: int = 0, eval_fn: Optional[Callable[[PyTree, int], Mapping[str, Any]]] = None,
-        steps_per_call: int = 1, batch_leading_axes: int = 0, shared_batch: bool = False,
-        save_final: bool = True, progress: Optional[bool] = None,
-        desc: str = "train") -> FitResult:
+        steps_per_call: Optional[int] = None, batch_leading_axes: int = 0,
+        shared_batch: Optional[bool] = None, save_final: bool = True,
+        progress: Optional[bool] = None, desc: str = "train") -> FitResult:
     """Trains ``state`` with ``train_step`` up to ``num_steps`` updates.
 
     Args:
       state: the initial state (fresh run) -- also the template a checkpoint is
         restored into. Its ``step`` field counts completed updates.
-      train_step: from ``make_train_step`` / ``make_minmax_step``.
+      train_step: a ``TrainStep`` from ``make_train_step``, or any
+        ``step(state, batch) -> (state, metrics)`` (``make_minmax_step``).
       batch_fn: ``batch_fn(step) -> host-local numpy batch`` for update ``step``
         (0-based); must be a pure function of ``step`` for exact resumes.
       num_steps: total number of updates (a resumed run counts earlier ones).
@@ -94,17 +163,33 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
       mesh: the data mesh the step was built for.
       log_every, checkpoint_every, eval_every: in updates (0 disables eval).
       eval_fn: ``eval_fn(state, step) -> metrics`` (host floats).
-      steps_per_call: the step's ``steps_per_call``; every interval above must be
-        a multiple of it.
+      steps_per_call: updates per call of the step (default: the
+        ``TrainStep``'s, else 1); every interval above must be a multiple of it.
       batch_leading_axes: stacking axes ``batch_fn`` itself puts before the
         batch axis (1 for a min-max step's critic axis).
-      shared_batch: the step was built with ``shared_batch=True``: ``batch_fn(step)``
-        is called once per compiled call and replicated, not stacked or split.
+      shared_batch: the step takes replicated conditioning (default: the
+        ``TrainStep``'s, else False): ``batch_fn(step)`` is called once per
+        compiled call and replicated, not stacked or split.
       save_final: checkpoint after the last update even when it is not a
         multiple of ``checkpoint_every`` (a caller that saves its own larger
         state right after, as TemperFlow does after each stage, turns it off).
       progress: show a tqdm bar (default: only on a terminal).
+
+    Raises:
+      NonFiniteError: a non-finite metric or parameter (nothing of it saved).
+      KeyboardInterrupt, SystemExit: on SIGINT / SIGTERM, after the checkpoint
+        (see the module doc).
     """
+    is_train_step = isinstance(train_step, TrainStep)
+    if is_train_step:
+        for name, given, built in (("steps_per_call", steps_per_call, train_step.steps_per_call),
+                                   ("shared_batch", shared_batch, train_step.shared_batch)):
+            if given is not None and given != built:
+                raise ValueError(f"fit({name}={given}) but the train step was built with "
+                                 f"{name}={built}")
+        steps_per_call, shared_batch = train_step.steps_per_call, train_step.shared_batch
+    steps_per_call = 1 if steps_per_call is None else steps_per_call
+    shared_batch = bool(shared_batch)
     for name, value in (("num_steps", num_steps), ("log_every", log_every),
                         ("checkpoint_every", checkpoint_every), ("eval_every", eval_every)):
         if value < 0 or value % steps_per_call:
@@ -115,11 +200,15 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
 
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=keep_checkpoints)
     writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl"))
+    # Metrics of the current logging window, fetched and checked: name -> arrays.
+    window: Dict[str, List[np.ndarray]] = {}
     state = replicate(state, mesh)
     train_seconds = 0.0
     if checkpointer.latest_step() is not None:
         state, meta = checkpointer.restore(state)
         train_seconds = float(meta.get("train_seconds", 0.0))
+        for name, saved in meta.get("window", {}).items():
+            window[name] = [np.asarray(saved["values"], dtype=saved["dtype"])]
         writer.truncate_after(int(meta["step"]))
     start = int(jax.device_get(state.step))
     last_saved = checkpointer.latest_step()
@@ -133,72 +222,127 @@ def fit(state: PyTree, train_step: Callable[[PyTree, PyTree], Tuple[PyTree, Dict
                                *[batch_fn(step + i) for i in range(steps_per_call)])
         return shard_batch(stacked, mesh, batch_leading_axes + 1)
 
-    pending: List[Tuple[int, Dict]] = []  # (first step, device metrics) not yet checked
+    pending: List[Tuple[int, Dict, bool]] = []  # (first step, device metrics, logged call)
     last_log: Dict[str, float] = {}
+    window_steps = 0  # updates since the window's clock started (this process only)
 
-    def check_and_log(step: int, window_seconds: float) -> None:
-        """Fetches pending metrics, stops on a non-finite one, logs their mean."""
-        fetched = jax.device_get(pending)
-        pending.clear()
-        for first, metrics in fetched:
+    def check() -> None:
+        """Fetches the pending metrics, stops on a non-finite one, adds them to the window."""
+        fetched = jax.device_get([metrics for _, metrics, _ in pending])
+        checked = []
+        for (first, _, logged), metrics in zip(pending, fetched):
+            if is_train_step and not logged:
+                metrics.pop("grad_norm", None)  # not computed: NaN
             bad = _first_non_finite(metrics)
             if bad is not None:
                 offset, name, value = bad
+                pending.clear()
                 writer.write({"step": first + offset + 1, "split": "train", name: value})
                 raise NonFiniteError(first + offset + 1, name, value, last_saved,
                                      checkpointer.directory)
-        if not fetched:
+            checked.append(metrics)
+        pending.clear()
+        for metrics in checked:
+            for name, value in metrics.items():
+                window.setdefault(name, []).append(np.atleast_1d(np.asarray(value)))
+
+    def log(step: int, window_seconds: float) -> None:
+        if not window:
             return
-        names = fetched[0][1].keys()
-        record = {k: float(np.mean([np.mean(m[k]) for _, m in fetched])) for k in names}
-        n_steps = sum(np.size(m["loss"]) for _, m in fetched)
-        record.update(step=step, split="train", steps_per_sec=n_steps / max(window_seconds, 1e-9),
+        record = {k: float(np.mean(np.concatenate(v))) for k, v in window.items()}
+        record.update(step=step, split="train",
+                      steps_per_sec=window_steps / max(window_seconds, 1e-9),
                       train_seconds=train_seconds)
+        window.clear()
         writer.write(record)
         last_log.clear()
         last_log.update(record)
         if bar is not None:
             bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
 
+    saving = False
+
     def save(step: int) -> None:
-        nonlocal last_saved
+        nonlocal last_saved, saving
         if not all_finite(state):
             raise NonFiniteError(step, "parameters", float("nan"), last_saved,
                                  checkpointer.directory)
-        checkpointer.save(step, state, {"train_seconds": train_seconds})
+        values = {name: np.concatenate(v) for name, v in window.items()}
+        meta = {"train_seconds": train_seconds,
+                "window": {name: {"dtype": str(v.dtype), "values": v.tolist()}
+                           for name, v in values.items()}}
+        saving = True
+        checkpointer.save(step, state, meta)
+        saving = False
         last_saved = step
+
+    def stop(signum: int, step: int) -> BaseException:
+        """Checks and checkpoints the state of ``step``; the exception to raise."""
+        check()
+        if step != last_saved:
+            save(step)
+        name = signal.Signals(signum).name
+        message = (f"{desc}: {name} at step {step}; checkpoint {step} is in "
+                   f"{checkpointer.directory}; run again to resume")
+        if bar is not None:
+            bar.close()
+        print(message, file=sys.stderr, flush=True)
+        return stop_exception(signum, message)
 
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=num_steps, initial=start, desc=desc, disable=not show,
                dynamic_ncols=True, unit="step") if show else None
     step = start
+    in_flight = False  # a call may have consumed ``state`` without handing back its result
+    stopping = False
     window_start = time.perf_counter()
+    signals = DeferredSignals()
     try:
-        while step < num_steps:
-            t0 = time.perf_counter()
-            state, metrics = train_step(state, get_batch(step))
-            pending.append((step, metrics))
-            step += steps_per_call
-            if bar is not None:
-                bar.update(steps_per_call)
-            logged = step % log_every == 0 or step == num_steps
-            checkpointing = step % checkpoint_every == 0 or (save_final and step == num_steps)
-            if logged or checkpointing:
-                jax.block_until_ready(state)
-            train_seconds += time.perf_counter() - t0
-            if logged or checkpointing:
-                check_and_log(step, time.perf_counter() - window_start)
-                window_start = time.perf_counter()
-            if checkpointing:
+        with signals:
+            while step < num_steps:
+                if signals.received is not None:
+                    stopping = True
+                    raise stop(signals.received, step)
+                t0 = time.perf_counter()
+                batch = get_batch(step)
+                next_step = step + steps_per_call
+                logged = next_step % log_every == 0 or next_step == num_steps
+                checkpointing = (next_step % checkpoint_every == 0
+                                 or (save_final and next_step == num_steps))
+                in_flight = True
+                if is_train_step:
+                    state, metrics = train_step(state, batch, log=logged)
+                else:
+                    state, metrics = train_step(state, batch)
+                in_flight = False
+                pending.append((step, metrics, logged))
+                step = next_step
+                window_steps += steps_per_call
+                if bar is not None:
+                    bar.update(steps_per_call)
+                if logged or checkpointing:
+                    jax.block_until_ready(state)
+                train_seconds += time.perf_counter() - t0
+                if logged or checkpointing:
+                    check()
+                if logged:
+                    log(step, time.perf_counter() - window_start)
+                    window_start, window_steps = time.perf_counter(), 0
+                if checkpointing:
+                    save(step)
+                if eval_fn is not None and eval_every and (step % eval_every == 0
+                                                           or step == num_steps):
+                    writer.write(dict(eval_fn(state, step), step=step, split="eval"))
+            if signals.received is not None:  # during the last step: still stop as asked
+                stopping = True
+                raise stop(signals.received, step)
+    except (KeyboardInterrupt, SystemExit):
+        # Raised by the code itself or by a second signal: keep what was done if the
+        # state is one no call has consumed (a donated state cannot be read).
+        if not stopping and not in_flight and not saving and _is_usable(state):
+            check()
+            if step != last_saved:
                 save(step)
-            if eval_fn is not None and eval_every and (step % eval_every == 0 or step == num_steps):
-                writer.write(dict(eval_fn(state, step), step=step, split="eval"))
-    except KeyboardInterrupt:
-        # Keep what was done: checkpoint the current state if it is finite.
-        if pending:
-            check_and_log(step, time.perf_counter() - window_start)
-        if step != last_saved:
-            save(step)
         raise
     finally:
         if bar is not None:

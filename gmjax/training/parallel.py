@@ -4,8 +4,13 @@ gmjax writes data parallelism with ``jax.shard_map`` over a one-axis mesh
 named ``"data"``: parameters and optimizer state are replicated, the batch is
 split along its leading axis, each device computes gradients on its shard and
 ``lax.pmean`` averages them -- what ``pmap`` users know, without pmap (which
-JAX now implements on top of shard_map anyway). One device is simply a mesh
-of size one, so single- and multi-device runs share one code path.
+JAX now implements on top of shard_map anyway). A mesh of one device
+compiles the same step function as a plain ``jax.jit``, its collectives
+being identities there (``gmjax.training.step.data_parallel``), so one
+device pays nothing for the parallel code. On CPU, a mesh of several
+devices in one process (``--xla_force_host_platform_device_count``) waits
+for each compiled call before the next (``step.synchronous_on_cpu`` says
+why).
 
 Multi-host: call ``initialize_distributed()`` first on every host (it wraps
 ``jax.distributed.initialize``; on Cloud TPU and SLURM the arguments are
