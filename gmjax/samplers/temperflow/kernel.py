@@ -299,12 +299,13 @@ class TemperFlow:
 
     def finish_stage(self, state: TemperFlowState, stage: Stage, params: PyTree,
                      estimate: Optional[TemperingKL] = None, *, log_u: Optional[float] = None,
-                     seconds: float = 0.0, last_log: Optional[Mapping[str, float]] = None
+                     last_log: Optional[Mapping[str, float]] = None
                      ) -> Tuple[TemperFlowState, StageInfo]:
         """The state after ``stage`` trained the flow to ``params``, and the stage's record.
 
         ``estimate``: ``prepare_stage``'s; ``log_u``: the log U_beta the stage trained
-        with (recorded); ``last_log``: the engine's last logged training record.
+        with (recorded); ``last_log``: the engine's last logged training record. The
+        record's ``seconds`` is 0: the driver, which times the whole stage, sets it.
         """
         c, s = self.config, state.schedule
         last_log = dict(last_log or {})
@@ -312,7 +313,7 @@ class TemperFlow:
                    if k not in ("step", "split", "loss", "steps_per_sec", "train_seconds")}
         info = dict(stage=stage.index, phase=stage.phase, loss=stage.loss, beta=stage.beta,
                     steps=stage.steps, peak_lr=stage.peak_lr, round=stage.round,
-                    seconds=seconds, final_loss=float(last_log.get("loss", math.nan)),
+                    seconds=0.0, final_loss=float(last_log.get("loss", math.nan)),
                     metrics=metrics, log_u=log_u if stage.loss != "reverse_kl" else None)
         _, est_key = self.stage_keys(state, stage)
         ref_params = params if stage.phase == FIRST else state.ref_params
