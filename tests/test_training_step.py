@@ -188,3 +188,29 @@ def test_one_device_compiles_a_plain_jit_without_shard_map():
     text = make_train_step(mse, opt, mesh).lower(state, shard_batch((x, y), mesh)).as_text()
     assert "manual_computation" not in text and "shard_map" not in text
     assert "all-reduce" not in text and "all_reduce" not in text
+
+
+def test_minmax_gradient_norms_only_when_asked_and_updates_unchanged():
+    """The game of the test above: on a logged call the norms are the last critic
+    update's |dL_c/dc| and the generator's |dL_g/dg|; unlogged, NaN, same updates."""
+    mesh = data_mesh(1)
+    lr_c, lr_g = 0.1, 0.05
+    critic_loss = lambda c, g, b, key: (jnp.mean((c["v"] - g["v"] * b) ** 2), {})
+    gen_loss = lambda g, c, b, key: ((g["v"] - 2.0) ** 2 + c["v"] * g["v"] * jnp.mean(b), {})
+    opt_c, opt_g = optax.sgd(lr_c), optax.sgd(lr_g)
+    state = replicate(MinMaxState.create({"v": jnp.array(0.5)}, {"v": jnp.array(-1.0)},
+                                         opt_g, opt_c, jax.random.PRNGKey(0)), mesh)
+    batches = shard_batch(np.array([[1.0], [2.0]], np.float32), mesh, leading_axes=1)
+    step = make_minmax_step(critic_loss, gen_loss, opt_c, opt_g, mesh, critic_steps=2,
+                            donate=False)
+    logged, m1 = step(state, batches)
+    quiet, m0 = step(state, batches, log=False)
+    c, g = -1.0, 0.5
+    c -= lr_c * 2 * (c - g * 1.0)
+    critic_grad = 2 * (c - g * 2.0)
+    c -= lr_c * critic_grad
+    np.testing.assert_allclose(m1["critic/grad_norm"], abs(critic_grad), rtol=1e-6)
+    np.testing.assert_allclose(m1["gen/grad_norm"], abs(2 * (g - 2.0) + c * 2.0), rtol=1e-6)
+    assert np.isnan(m0["critic/grad_norm"]) and np.isnan(m0["gen/grad_norm"])
+    for a, b in zip(jax.tree.leaves(logged), jax.tree.leaves(quiet)):
+        np.testing.assert_array_equal(a, b)

@@ -232,7 +232,8 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
         checked = []
         for (first, _, logged), metrics in zip(pending, fetched):
             if is_train_step and not logged:
-                metrics.pop("grad_norm", None)  # not computed: NaN
+                for name in [n for n in metrics if n.endswith("grad_norm")]:
+                    del metrics[name]  # not computed: NaN
             bad = _first_non_finite(metrics)
             if bad is not None:
                 offset, name, value = bad

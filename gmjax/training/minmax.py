@@ -19,7 +19,7 @@ Keys: critic update i uses ``fold_in(step_key, i)``, the generator update
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,7 @@ import optax
 from jax.sharding import Mesh
 
 from gmjax.training.state import MinMaxState
-from gmjax.training.step import data_parallel, device_key, gradient_update, scan_steps
+from gmjax.training.step import TrainStep, build_train_step, device_key, gradient_update
 
 PyTree = Any
 Metrics = Dict[str, jax.Array]
@@ -38,25 +38,30 @@ def make_minmax_step(critic_loss: GameLoss, gen_loss: GameLoss,
                      critic_optimizer: optax.GradientTransformation,
                      gen_optimizer: optax.GradientTransformation, mesh: Mesh,
                      *, critic_steps: int = 1, steps_per_call: int = 1,
-                     donate: bool = True) -> Callable:
-    """Builds the jitted, data-parallel ``step(state, batches) -> (state, metrics)``.
+                     donate: bool = True) -> TrainStep:
+    """Builds the jitted, data-parallel ``step(state, batches, log=True) -> (state, metrics)``.
 
     ``batches`` is ``[critic_steps, batch, ...]`` (and ``[steps_per_call,
     critic_steps, batch, ...]`` when scanning several outer steps). Metrics
-    are prefixed ``critic/`` (from the last critic update) and ``gen/``.
+    are prefixed ``critic/`` (from the last critic update) and ``gen/``; as
+    in ``make_train_step``, the gradient norms ``critic/grad_norm`` and
+    ``gen/grad_norm`` are computed only when ``log`` is true (NaN otherwise).
     """
     if critic_steps < 1:
         raise ValueError(f"critic_steps must be >= 1, got {critic_steps}")
 
-    def one_step(state: MinMaxState, batches: PyTree) -> Tuple[MinMaxState, Metrics]:
+    def one_step(state: MinMaxState, batches: PyTree, norm: Union[bool, jax.Array]
+                 ) -> Tuple[MinMaxState, Metrics]:
         key = device_key(state.key, state.step)
 
         def critic_update(carry, inputs):
             params, opt_state = carry
             i, batch = inputs
             loss = lambda c, b, k: critic_loss(c, state.gen_params, b, k)
+            # Only the last critic update's metrics are reported.
             params, opt_state, metrics = gradient_update(
-                loss, critic_optimizer, params, opt_state, batch, jax.random.fold_in(key, i))
+                loss, critic_optimizer, params, opt_state, batch, jax.random.fold_in(key, i),
+                grad_norm=norm if i == critic_steps - 1 else False)
             return (params, opt_state), metrics
 
         # A Python loop (k is small and static), not lax.scan: inside a scan XLA's CPU
@@ -73,7 +78,7 @@ def make_minmax_step(critic_loss: GameLoss, gen_loss: GameLoss,
         loss = lambda g, b, k: gen_loss(g, critic_params, b, k)
         gen_params, gen_opt_state, gen_metrics = gradient_update(
             loss, gen_optimizer, state.gen_params, state.gen_opt_state, last_batch,
-            jax.random.fold_in(key, critic_steps))
+            jax.random.fold_in(key, critic_steps), grad_norm=norm)
         metrics = {f"critic/{k}": v[-1] for k, v in critic_metrics.items()}
         metrics.update({f"gen/{k}": v for k, v in gen_metrics.items()})
         metrics["loss"] = gen_metrics["loss"]
@@ -82,6 +87,6 @@ def make_minmax_step(critic_loss: GameLoss, gen_loss: GameLoss,
                                   critic_opt_state=critic_opt_state)
         return new_state, metrics
 
-    # The critic axis (and the scan axis, when scanning) come before the batch axis.
-    leading_axes = 1 + int(steps_per_call > 1)
-    return data_parallel(scan_steps(one_step, steps_per_call), mesh, leading_axes, donate)
+    # The critic axis comes before the batch axis (after the scan axis, when scanning).
+    return build_train_step(one_step, mesh, steps_per_call=steps_per_call, donate=donate,
+                            leading_axes=1)

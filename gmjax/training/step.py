@@ -134,21 +134,6 @@ def gradient_update(loss_fn: LossFn, optimizer: optax.GradientTransformation,
     return params, opt_state, metrics
 
 
-def scan_steps(step: Callable, steps_per_call: int, shared_batch: bool = False) -> Callable:
-    """Runs ``step`` over ``[steps_per_call, ...]`` stacked batches in one scan
-    (with ``shared_batch``: ``steps_per_call`` times over one batch)."""
-    if steps_per_call == 1:
-        return step
-
-    def scanned(state, batches):
-        return jax.lax.scan(step, state, batches)
-
-    def repeated(state, batch):
-        return jax.lax.scan(lambda s, _: step(s, batch), state, None, length=steps_per_call)
-
-    return repeated if shared_batch else scanned
-
-
 def data_parallel(fn: Callable, mesh: Mesh, leading_axes: int = 0,
                   donate: bool = True, split_batch: bool = True,
                   num_replicated: int = 0) -> Callable:
@@ -299,15 +284,30 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, me
             loss_fn, optimizer, state.params, state.opt_state, batch, key, grad_norm=norm)
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
+    return build_train_step(one_step, mesh, steps_per_call=steps_per_call, donate=donate,
+                            shared_batch=shared_batch)
+
+
+def build_train_step(one_step: Callable[[PyTree, PyTree, Union[bool, jax.Array]],
+                                        Tuple[PyTree, Metrics]],
+                     mesh: Mesh, *, steps_per_call: int = 1, donate: bool = True,
+                     shared_batch: bool = False, leading_axes: int = 0) -> TrainStep:
+    """Compiles ``one_step(state, batch, norm) -> (state, metrics)`` into a ``TrainStep``.
+
+    ``norm`` (a bool, or a traced bool inside a scan) says whether the update
+    computes ``metrics["grad_norm"]``; ``leading_axes`` stacking axes (the
+    critic axis of a min-max step) come before the batch axis, after the scan
+    axis when ``steps_per_call > 1``. The builder behind ``make_train_step``
+    and ``make_minmax_step``.
+    """
     if steps_per_call == 1:
         def build(log: bool) -> Callable:
-            return data_parallel(lambda state, batch: one_step(state, batch, log), mesh, 0,
-                                 donate, split_batch=not shared_batch)
+            return data_parallel(lambda state, batch: one_step(state, batch, log), mesh,
+                                 leading_axes, donate, split_batch=not shared_batch)
 
         return TrainStep(build, mesh, steps_per_call, shared_batch)
 
-    def scanned(state: TrainState, batch: PyTree, log: jax.Array
-                ) -> Tuple[TrainState, Metrics]:
+    def scanned(state: PyTree, batch: PyTree, log: jax.Array) -> Tuple[PyTree, Metrics]:
         last = jnp.arange(steps_per_call) == steps_per_call - 1
         if shared_batch:
             state, metrics = jax.lax.scan(
@@ -315,10 +315,13 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, me
         else:
             state, metrics = jax.lax.scan(
                 lambda s, xs: one_step(s, xs[0], log & xs[1]), state, (batch, last))
-        return state, dict(metrics, grad_norm=metrics["grad_norm"][-1])
+        # Metrics stay stacked [steps_per_call]; gradient norms, computed only in
+        # the last update, are that update's scalars.
+        return state, {name: v[-1] if name.endswith("grad_norm") else v
+                       for name, v in metrics.items()}
 
-    compiled = data_parallel(scanned, mesh, 1, donate, split_batch=not shared_batch,
-                             num_replicated=1)
+    compiled = data_parallel(scanned, mesh, leading_axes + 1, donate,
+                             split_batch=not shared_batch, num_replicated=1)
     replicated = NamedSharding(mesh, P())
     flags = {log: jax.device_put(np.bool_(log), replicated) for log in (False, True)}
     return TrainStep(lambda log: _WithArgument(compiled, flags[log]), mesh, steps_per_call,
