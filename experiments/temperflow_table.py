@@ -30,7 +30,7 @@ import numpy as np
 from absl import app, flags
 
 from gmjax.targets import build_target
-from gmjax.viz.figure import plt, save_figure
+from gmjax.viz.figure import plane_axes, plt, save_figure
 
 FLAGS = flags.FLAGS
 
@@ -96,13 +96,11 @@ def figure_2d(runs: str, out: str) -> str:
             m = load(os.path.join(runs, f"{target}-{method}")) or {}
             c = np.asarray(modes.centres)
             ax.scatter(c[:, 0], c[:, 1], marker="x", color="k", s=30)
-            ax.set_title(f"{method} on {target}: {m.get('modes_captured', '?')}/"
-                         f"{m.get('num_modes', '?')} modes", fontsize=9)
-            ax.set_xlim(-8, 8)
-            ax.set_ylim(-8, 8)
-            ax.set_aspect("equal")
+            plane_axes(ax, f"{method} on {target}: {m.get('modes_captured', '?')}/"
+                           f"{m.get('num_modes', '?')} modes", (-8, 8, -8, 8))
     return save_figure(fig, os.path.join(out, "temperflow_2d.png"),
-                       "TemperFlow (top) vs the KL sampler (bottom), same flow and seed")
+                       "TemperFlow (top) vs the KL sampler (bottom), same flow and seed; "
+                       "x: the mode centres")
 
 
 def write_json(out: str, name: str, rows: List[Dict[str, Any]]) -> str:

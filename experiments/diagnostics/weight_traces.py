@@ -34,7 +34,7 @@ from absl import app, flags
 from gmjax.samplers.temperflow import REFINE
 from gmjax.targets import build_target
 from gmjax.training.logging import read_jsonl
-from gmjax.viz.figure import plt, save_figure
+from gmjax.viz.figure import legend, plt, save_figure, style_axes
 
 FLAGS = flags.FLAGS
 
@@ -104,13 +104,14 @@ def plot(workdirs: Sequence[str], out: str, truth: float, title: str,
                   f"ESS {r['weights_is_ess']:.0f}"
                   + (f"  all 8 negative {n:.3f}" if np.isfinite(n) else ""))
     ax.axhline(truth, color="k", ls=":", lw=1, label=f"truth at beta = 1 ({truth})")
-    ax.set_xlabel("beta")
-    ax.set_ylabel("weight (mean over indicators; bars: min to max)")
-    ax.legend(fontsize=7)
+    style_axes(ax, "beta (inverse temperature)",
+               "P(x_j > 0): mean over j (bars: min to max)",
+               "mode weights P(x_j > 0) along the tempering curve")
+    legend(ax)
     if ax_neg is not None:
-        ax_neg.set_xlabel("beta")
-        ax_neg.set_ylabel("P(all of the first 8 coordinates < 0)")
-        ax_neg.legend(fontsize=7)
+        style_axes(ax_neg, "beta (inverse temperature)", "P(x_1, ..., x_8 all < 0)",
+                   "share of draws with all 8 bimodal coordinates negative")
+        legend(ax_neg)
     return save_figure(fig, out, title)
 
 

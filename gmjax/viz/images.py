@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gmjax.viz.figure import plt, save_figure
+from gmjax.viz.figure import image_axes, plt, save_figure
 
 
 def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
@@ -20,10 +20,19 @@ def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
 
 
 def save_image_grid(path: str, images: np.ndarray, rows: int, title: str = "") -> str:
-    """Writes ``image_grid(images, rows)`` (values in [0, 1]; grey if one channel) to ``path``."""
-    grid = image_grid(np.asarray(images), rows)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    """Writes ``image_grid(images, rows)`` (values in [0, 1]; grey if one channel) to ``path``.
+
+    Tiles are parted by a one-pixel grey gutter. The panel is titled with the
+    grid's size (for example ``64 images, 8 rows of 8``) under the figure's
+    ``title``; it has no ticks, as pixel positions carry no meaning.
+    """
+    images = np.asarray(images)
+    # A one-pixel mid-grey gutter between tiles, so that neighbouring images stay apart.
+    padded = np.pad(images, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=0.5)
+    grid = image_grid(padded, rows)[:-1, :-1]
+    cols = images.shape[0] // rows
+    fig, ax = plt.subplots(figsize=(5, 5.3 + 0.2 * title.count("\n")))
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0.0, vmax=1.0,
               interpolation="nearest")
-    ax.set_axis_off()
+    image_axes(ax, f"{rows * cols} images, {rows} rows of {cols}")
     return save_figure(fig, path, title=title)
