@@ -1,6 +1,7 @@
 """The engine's train step against a minimal hand-written jitted Adam step.
 
     python -m benchmarks.engine_overhead [--batches 32 128] [--rounds 21] [--write]
+        [--out PATH] [--allow_busy]
 
 Both train the same 784-500-500-50 tanh MLP by mean squared error with Adam
 on the same device-resident batches. The minimal step is what one writes by
@@ -20,27 +21,25 @@ gradient norm every step), ``steps_per_call=10`` (ten updates scanned per
 call), and the scanned step asked for the norm on every call (it computes
 the norm of the last update only, as TemperFlow's stages log).
 
-Timing: after compiling, each round times ``--calls`` updates of every variant
-in turn (the order alternates between rounds), so a change in the machine's
-load hits all of them; the ratio engine / minimal is taken within each round
-and reported as median [min, max] over rounds. The 1-minute load average is
-recorded before and after every round. When it exceeds the number of cores,
-the machine is oversubscribed, the timings measure the other processes as
-much as the code, and no ratio is reported (the script says why). With
-``--write`` a clean run writes ``benchmarks/results/engine_overhead.json``.
+Timing (``benchmarks.harness``): after compiling, each round times
+``--calls`` updates of every variant once, the order rotating between rounds,
+so a change in the machine's load hits all of them; the ratio engine /
+minimal is taken within each round and reported as median [min, max] over
+rounds. An oversubscribed run (``harness.QuietRule``: the load average above
+the number of cores, or other processes busy) reports no ratio and exits
+with status 3, unless ``--allow_busy``, which marks the result. With
+``--write`` a run writes ``benchmarks/results/engine_overhead.json`` (or
+``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
-import platform
 import statistics
 import sys
-import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import flax.linen as nn
 import jax
@@ -48,16 +47,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import harness
 from gmjax.nets import MLP
 from gmjax.training import TrainState, data_mesh, make_train_step, replicate, shard_batch
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "engine_overhead.json")
+RESULTS = harness.result_path("engine_overhead")
 SIZES = (784, 500, 500, 50)
 NUM_BATCHES = 8  # distinct batches each variant cycles through
-
-
-def load() -> float:
-    return os.getloadavg()[0]
 
 
 def build(batch_size: int, calls: int) -> Dict[str, Callable[[], None]]:
@@ -131,26 +127,17 @@ def build(batch_size: int, calls: int) -> Dict[str, Callable[[], None]]:
     return variants
 
 
-def measure(batch_size: int, rounds: int, calls: int) -> Dict:
+def measure(batch_size: int, rounds: int, calls: int, guard: harness.LoadGuard) -> Dict:
     variants = build(batch_size, calls)
-    names = list(variants)
-    seconds: Dict[str, List[float]] = {name: [] for name in names}
-    loads = [load()]
-    for r in range(rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        for name in order:
-            t0 = time.perf_counter()
-            variants[name]()
-            seconds[name].append((time.perf_counter() - t0) / calls)
-        loads.append(load())
-    ratios = {name: [a / b for a, b in zip(seconds[name], seconds["minimal"])]
-              for name in names if name != "minimal"}
+    with guard.timed():
+        timings = harness.time_rounds(variants, rounds, per=calls)
     return {
         "batch_size": batch_size,
-        "ms_per_step": {name: 1e3 * statistics.median(v) for name, v in seconds.items()},
-        "ratio_to_minimal": {name: {"median": statistics.median(v), "min": min(v),
-                                    "max": max(v)} for name, v in ratios.items()},
-        "load_average": {"min": min(loads), "max": max(loads)},
+        "ms_per_step": {name: statistics.median(v) for name, v in timings.ms.items()},
+        "ratio_to_minimal": {name: harness.spread(harness.paired_ratios(timings.ms, name,
+                                                                        "minimal"))
+                             for name in variants if name != "minimal"},
+        "cpu_cores_used": {name: statistics.median(v) for name, v in timings.cpu_cores.items()},
     }
 
 
@@ -160,40 +147,32 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--calls", type=int, default=100, help="updates timed per round")
     parser.add_argument("--write", action="store_true",
-                        help=f"write {os.path.relpath(RESULTS)} (only from a clean run)")
+                        help=f"write {os.path.relpath(RESULTS)} (or --out)")
+    parser.add_argument("--out", default=RESULTS)
+    harness.add_load_args(parser)
     args = parser.parse_args(argv)
 
-    cores = os.cpu_count() or 1
-    results = [measure(b, args.rounds, args.calls) for b in args.batches]
-    peak = max(r["load_average"]["max"] for r in results)
-    oversubscribed = peak > cores
+    guard = harness.LoadGuard.from_args(args)
+    guard.before()
+    results = [measure(b, args.rounds, args.calls, guard) for b in args.batches]
+    ok = guard.finish()
     for r in results:
         print(f"batch {r['batch_size']}: ms per step "
-              + ", ".join(f"{k} {v:.3f}" for k, v in r["ms_per_step"].items())
-              + f"; load average {r['load_average']['min']:.2f}-"
-                f"{r['load_average']['max']:.2f} on {cores} cores")
-        if oversubscribed:
+              + ", ".join(f"{k} {v:.3f}" for k, v in r["ms_per_step"].items()))
+        if not ok:
             continue
         for name, q in r["ratio_to_minimal"].items():
-            print(f"  {name} / minimal: {q['median']:.3f} [{q['min']:.3f}, {q['max']:.3f}]")
-    if oversubscribed:
-        print(f"no ratio reported: the load average reached {peak:.2f} on {cores} cores, so "
-              f"other processes shared the cores and the timings say as much about them as "
-              f"about the code; rerun on a quiet machine", file=sys.stderr)
-        return 1
+            print(f"  {name} / minimal: {harness.format_spread(q)}")
+    if not ok:
+        return harness.EXIT_OVERSUBSCRIBED
     if args.write:
-        record = {
-            "description": "engine train step vs a minimal jitted Adam step, 784-500-500-50 MLP; "
-                           "ratio = engine time / minimal time per step, paired by round",
-            "results": results, "rounds": args.rounds, "calls_per_round": args.calls,
-            "jax": jax.__version__, "cpu_count": cores,
-            "platform": platform.platform(), "processor": platform.processor(),
-        }
-        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-        with open(RESULTS, "w") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
-        print(f"wrote {RESULTS}")
+        harness.write_result(
+            args.out, "engine_overhead",
+            {**vars(args), "out": harness.display_path(args.out), "sizes": SIZES,
+             "num_batches": NUM_BATCHES}, results, argv=argv,
+            description="engine train step vs a minimal jitted Adam step, 784-500-500-50 MLP; "
+                        "ratio = engine time / minimal time per step, paired by round",
+            load=guard.record())
     return 0
 
 

@@ -14,21 +14,19 @@ on [-8, 8]); the target the circle mixture at beta = 0.5. Two steps, each
   (sampling direction, no gradient), then log q at them (the density
   direction, one MADE pass per layer), the gradient.
 
-Every round times one call of each step, alternating, so that a change in
-the machine's load hits both; the result is the median over rounds [min,
-max] in ms per step. Writes ``benchmarks/results/flow_step.json`` with the
-load average at the start and the end, and the compiled steps' XLA cost
-estimate (flops, bytes accessed) per step.
+Every round times one call of each step, the order alternating between
+rounds (``benchmarks.harness.time_rounds``), so that a change in the
+machine's load hits both; the result is the median over rounds [min, max] in
+ms per step. Writes ``benchmarks/results/flow_step.json`` (or ``--out``)
+with the compiled steps' XLA cost estimate (flops, bytes accessed) per step
+and the machine's load (``harness.LoadGuard``): a run on an oversubscribed
+machine is written all the same, marked ``"oversubscribed": true``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import time
 from typing import Any, Callable, Dict, Mapping
 
 import jax
@@ -37,12 +35,13 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from benchmarks import harness
 from gmjax.flows.base import Flow
 from gmjax.models.flow import build_flow
 from gmjax.objectives.sampler_losses import FlowFunctions, make_stage_loss
 from gmjax.targets import build_target
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "flow_step.json")
+RESULTS = harness.result_path("flow_step")
 MODEL = {"name": "spline_autoregressive", "num_layers": 4, "hidden": (32, 32), "num_bins": 8,
          "bound": 8.0}
 
@@ -110,18 +109,6 @@ def _cost(compiled, steps: int) -> Dict[str, float]:
             if k in cost}
 
 
-def time_rounds(runs: Dict[str, Callable[[], None]], steps: int, rounds: int
-                ) -> Dict[str, list]:
-    """ms per step of every run, ``rounds`` times, the runs alternating within a round."""
-    ms = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            ms[name].append((time.perf_counter() - t0) / steps * 1e3)
-    return ms
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=1000)
@@ -130,9 +117,12 @@ def main():
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args()
 
-    load_start = os.getloadavg()
+    guard = harness.LoadGuard(refuse=False)
+    guard.before()
     runs = build_steps(args.batch, args.steps)
-    ms = time_rounds(runs, args.steps, args.rounds)
+    with guard.timed():
+        ms = harness.time_rounds(runs, args.rounds, per=args.steps).ms
+    guard.finish()
     results = {}
     for name, values in ms.items():
         results[name] = {"ms_per_step_median": statistics.median(values),
@@ -140,15 +130,11 @@ def main():
                          "xla_cost_per_step": runs[name].cost}
         print(f"{name:14s} {statistics.median(values):7.3f} ms/step "
               f"[{min(values):.3f}, {max(values):.3f}]", flush=True)
-    out = {"config": {**vars(args), "out": os.path.relpath(args.out), "model": MODEL,
-                      "target": "circle", "beta": 0.5},
-           "results": results, "jax": jax.__version__, "machine": platform.machine(),
-           "cpus": os.cpu_count(), "load_average_start": load_start,
-           "load_average_end": os.getloadavg()}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=2)
-    print(f"wrote {args.out}")
+    config = {**vars(args), "out": harness.display_path(args.out), "model": MODEL,
+              "target": "circle", "beta": 0.5}
+    harness.write_result(args.out, "flow_step", config, results,
+                         description="ms per Adam step of TemperFlow's two stage losses, "
+                                     "scanned steps per call", load=guard.record())
 
 
 if __name__ == "__main__":

@@ -1,158 +1,305 @@
-"""Flow training-step speed: gmjax against PyTorch flow libraries, side by side.
+"""Flow training-step speed: gmjax against PyTorch, side by side, paired by round.
 
-    python -m benchmarks.flows_vs_torch [--dim 8] [--batch 512] [--steps 200]
+    python -m benchmarks.flows_vs_torch [--dim 8] [--layers 8] [--hidden 64] [--batch 512]
+        [--steps 100] [--rounds 15] [--threads 1] [--out PATH] [--allow_busy]
 
-Times one maximum-likelihood Adam step (forward, backward, update) of
+Times one maximum-likelihood Adam step (forward, backward, update; lr 1e-3,
+the optimizers' default betas and epsilon) on one fixed batch of
+``batch`` standard-normal ``dim``-vectors, of two models.
 
-* RealNVP: ``layers`` affine couplings on alternating halves, MLP conditioners
-  ``dim/2 -> hidden -> hidden -> dim`` (gmjax recipe ``realnvp``; normflows
-  ``AffineCouplingBlock`` + ``Permute(mode="swap")``),
-* MAF: ``layers`` affine MADE transforms with reversed orders (gmjax recipe ``maf``;
-  zuko ``MAF``),
+**RealNVP**: gmjax's ``realnvp`` recipe, ``layers`` affine couplings on
+alternating halves (``half_mask``). Each conditioner is an MLP over the
+*masked full vector*, ``dim -> hidden -> hidden -> 2 dim`` (8 -> 64 -> 64 -> 16
+by default; distrax ``MaskedCoupling`` feeds it ``m * x``), its output read as
+(shift, raw log-scale) pairs, the log-scale bounded by ``3 tanh(raw / 3)``.
+Every peer is that same model (``benchmarks/torch_flows.py``):
 
-on the same data, batch and widths, in one process, and writes
-``benchmarks/results/flows_vs_torch.json`` with the median milliseconds per
-step and the ratio torch / gmjax (> 1: gmjax is faster). Needs the ``peers``
-extra (``pip install -e ".[peers]"``: torch CPU build, zuko, normflows).
+* ``torch``: written in plain PyTorch, eager;
+* ``torch_compile``: the same module, loss and ``optimizer.step`` through
+  ``torch.compile`` (inductor, default mode);
+* ``normflows``: normflows' ``MaskedAffineFlow`` layers whose ``s`` and ``t``
+  are two heads of one shared conditioner (when normflows is installed).
 
-On a machine shared with other jobs, run with ``OMP_NUM_THREADS=1``: torch's
-OpenMP threads busy-wait when the cores are oversubscribed, which measured
-630 ms per RealNVP step instead of 22 ms here. The thread count and the load
-average go into the result file.
+Before timing, all sides get the same (perturbed) parameters, copied from
+gmjax, and must agree on the log-densities of the batch (to 1e-3) and on
+the parameter count; both are printed and written.
+
+**MAF**: gmjax's ``maf`` recipe (MADE ``dim -> hidden -> hidden -> 2 dim``,
+orders reversed every layer) against zuko's ``MAF`` with the same widths
+(when zuko is installed); the parameter counts must agree. zuko bounds the
+log-scale its own way, so this row compares libraries, not one model.
+
+The gmjax step is the engine's ``make_train_step`` called with ``log=False``,
+as ``fit`` calls it between logging steps (no gradient norm).
+
+Timing (``benchmarks.harness``): each round times ``steps`` steps of every
+side of a row once, the order rotating between rounds; the ratio peer / gmjax
+(> 1: gmjax is faster) is taken within each round and reported as median
+[min, max] over the rounds, with the CPU cores each side kept busy. The run
+refuses to report from an oversubscribed machine (``harness.QuietRule``;
+exit status 3, nothing written) unless ``--allow_busy``.
+
+Threads. ``--threads N`` (default 1) gives both sides the same N cores: the
+process is pinned to the first N of its CPUs (``sched_setaffinity``) before
+XLA starts, which sizes XLA's thread pool to them (XLA's
+``intra_op_parallelism_threads`` and ``--xla_cpu_multi_thread_eigen`` flags
+do not limit the CPU client of this jax version; the affinity does), and
+torch gets ``torch.set_num_threads(N)`` and ``OMP_NUM_THREADS=N``.
+``OMP_WAIT_POLICY`` is ``PASSIVE`` (unless set), so idle OpenMP threads
+sleep instead of spin-waiting: spinning threads on cores that other
+processes also want made a torch step take 20-40 times as long, which says
+nothing about either library. One core is the default because the model is
+small (a 512 x 64 hidden layer), so the row compares the code, not the
+thread pools. The settings and the CPU each side kept busy go into the
+result file.
+
+Needs the ``peers`` extra (``pip install -e ".[peers]"``: torch CPU build,
+zuko, normflows).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib.util
 import os
-import platform
-import statistics
-import time
-from typing import Callable, Dict
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "flows_vs_torch.json")
+from benchmarks import harness
 
-
-def median_ms(run_steps: Callable[[int], None], steps: int, repeats: int) -> float:
-    run_steps(10)  # warm-up (and compilation)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run_steps(steps)
-        times.append((time.perf_counter() - t0) / steps * 1e3)
-    return statistics.median(times)
+NAME = "flows_vs_torch"
+PEERS = ("torch", "torch_compile", "normflows", "zuko")
+LOG_PROB_TOLERANCE = 1e-3
 
 
-def gmjax_step_ms(flow, x: np.ndarray, steps: int, repeats: int) -> float:
+def configure_threads(threads: int) -> List[int]:
+    """Pins the process to ``threads`` cores and sets OpenMP's threads; returns the cores.
+
+    Must run before jax computes anything and before torch is imported.
+    """
+    cores = harness.usable_cores()
+    if not 1 <= threads <= len(cores):
+        raise ValueError(f"--threads must be between 1 and {len(cores)} (the usable cores), "
+                         f"got {threads}")
+    pinned = cores[:threads]
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, pinned)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    return pinned
+
+
+def gmjax_runner(flow, params, x: np.ndarray, steps: int) -> Callable[[], None]:
+    """``run()``: ``steps`` engine train steps (``log=False``) on the batch ``x``."""
+    import jax
+    import optax
+
     from gmjax.objectives import nll_loss
     from gmjax.training import TrainState, data_mesh, make_train_step, replicate, shard_batch
 
     mesh = data_mesh(1)
-    params = jax.jit(flow.init)(jax.random.PRNGKey(0), x[:2])
     opt = optax.adam(1e-3)
-    state = replicate(TrainState.create(params, opt, jax.random.PRNGKey(1)), mesh)
+    holder = {"state": replicate(TrainState.create(params, opt, jax.random.PRNGKey(1)), mesh)}
     step = make_train_step(nll_loss(flow.apply), opt, mesh)
     batch = shard_batch(x, mesh)
-    holder = {"state": state}
 
-    def run(n):
-        s = holder["state"]
-        for _ in range(n):
-            s, _ = step(s, batch)
-        jax.block_until_ready(s)
-        holder["state"] = s
+    def run() -> None:
+        state = holder["state"]
+        for _ in range(steps):
+            state, _ = step(state, batch, log=False)
+        jax.block_until_ready(state)
+        holder["state"] = state
 
-    return median_ms(run, steps, repeats)
+    return run
 
 
-def torch_step_ms(model, loss_fn, x: np.ndarray, steps: int, repeats: int) -> float:
+def perturbed_params(flow, x: np.ndarray, scale: float = 0.05):
+    """gmjax parameters moved off the identity (the output layers start at zero)."""
+    import jax
+    import jax.flatten_util
+
+    params = jax.jit(flow.init)(jax.random.PRNGKey(0), x[:2])
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    return unravel(flat + scale * jax.random.normal(jax.random.PRNGKey(3), flat.shape))
+
+
+def dense_stacks(params, layers: int) -> List[List[tuple]]:
+    """Each coupling's conditioner ``[(kernel, bias), ...]`` from gmjax's realnvp parameters."""
+    out = []
+    for i in range(layers):
+        net = params["params"][f"layers_{i}"]["net"]
+        out.append([(np.asarray(net[k]["kernel"]), np.asarray(net[k]["bias"]))
+                    for k in sorted(net, key=lambda name: int(name.split("_")[-1]))])
+    return out
+
+
+def count(tree) -> int:
+    import jax
+
+    return int(sum(np.size(leaf) for leaf in jax.tree.leaves(tree)))
+
+
+def realnvp_sides(args, peers: Sequence[str], x: np.ndarray) -> Dict[str, Any]:
+    """The RealNVP row's runs, parameter counts and log-density agreement."""
+    import jax
     import torch
 
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    from benchmarks import torch_flows
+    from gmjax.flows import build_recipe
+    from gmjax.flows.coupling import half_mask
+
+    hidden = (args.hidden, args.hidden)
+    flow = build_recipe("realnvp", (args.dim,), num_layers=args.layers, hidden=hidden)
+    params = perturbed_params(flow, x)
+    reference = np.asarray(jax.jit(flow.apply)(params, x))
+    masks = [np.asarray(half_mask(args.dim, i)) for i in range(args.layers)]
+    stacks = dense_stacks(params, args.layers)
     xt = torch.as_tensor(x)
 
-    def run(n):
-        for _ in range(n):
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model, xt)
-            loss.backward()
-            opt.step()
+    runs = {"gmjax": gmjax_runner(flow, params, x, args.steps)}
+    parameters = {"gmjax": count(params)}
+    log_prob_error = {}
+    for peer in peers:
+        if peer in ("torch", "torch_compile"):
+            model = torch_flows.RealNVP(masks, hidden)
+            for linears, dense in zip(model.dense_stacks(), stacks):
+                torch_flows.load_dense_stack(linears, dense)
+            log_prob, loss_fn = model.log_prob, model
+        elif peer == "normflows":
+            model = torch_flows.normflows_realnvp(masks, hidden)
+            for linears, dense in zip(torch_flows.normflows_dense_stacks(model), stacks):
+                torch_flows.load_dense_stack(linears, dense)
+            log_prob, loss_fn = model.log_prob, model.forward_kld
+        else:
+            continue
+        with torch.no_grad():
+            error = float(np.max(np.abs(log_prob(xt).numpy() - reference)))
+        if error > LOG_PROB_TOLERANCE:
+            raise AssertionError(f"{peer}: log-densities differ from gmjax's by {error:.2e}")
+        parameters[peer] = torch_flows.count_parameters(model)
+        log_prob_error[peer] = error
+        runs[peer] = torch_flows.train_runner(model.parameters(), loss_fn, xt, args.steps,
+                                              compile=peer == "torch_compile")
+    if len(set(parameters.values())) != 1:
+        raise AssertionError(f"parameter counts differ: {parameters}")
+    return {"runs": runs, "parameters": parameters, "max_abs_log_prob_difference": log_prob_error}
 
-    return median_ms(run, steps, repeats)
+
+def maf_sides(args, peers: Sequence[str], x: np.ndarray) -> Dict[str, Any]:
+    """The MAF row: gmjax's ``maf`` recipe and zuko's ``MAF``."""
+    import jax
+    import torch
+
+    from benchmarks import torch_flows
+    from gmjax.flows import build_recipe
+
+    hidden = (args.hidden, args.hidden)
+    flow = build_recipe("maf", (args.dim,), num_layers=args.layers, hidden=hidden)
+    params = jax.jit(flow.init)(jax.random.PRNGKey(0), x[:2])
+    runs = {"gmjax": gmjax_runner(flow, params, x, args.steps)}
+    parameters = {"gmjax": count(params)}
+    if "zuko" in peers:
+        model, loss_fn = torch_flows.zuko_maf(args.dim, args.layers, hidden)
+        parameters["zuko"] = torch_flows.count_parameters(model)
+        runs["zuko"] = torch_flows.train_runner(model.parameters(), loss_fn,
+                                                torch.as_tensor(x), args.steps)
+    if len(set(parameters.values())) != 1:
+        raise AssertionError(f"parameter counts differ: {parameters}")
+    return {"runs": runs, "parameters": parameters}
 
 
-def normflows_realnvp(dim: int, layers: int, hidden: int):
-    import normflows as nf
-
-    flows = []
-    for _ in range(layers):
-        net = nf.nets.MLP([dim // 2, hidden, hidden, dim], init_zeros=True)
-        flows += [nf.flows.AffineCouplingBlock(net), nf.flows.Permute(dim, mode="swap")]
-    model = nf.NormalizingFlow(nf.distributions.DiagGaussian(dim, trainable=False), flows)
-    return model, lambda m, x: m.forward_kld(x)
-
-
-def zuko_maf(dim: int, layers: int, hidden: int):
-    import zuko
-
-    flow = zuko.flows.MAF(dim, transforms=layers, hidden_features=(hidden, hidden))
-    return flow, lambda f, x: -f().log_prob(x).mean()
+def available_peers(requested: Sequence[str]) -> List[str]:
+    out = []
+    for peer in requested:
+        if peer not in PEERS:
+            raise ValueError(f"unknown peer {peer!r}; valid: {', '.join(PEERS)}")
+        module = peer if peer in ("normflows", "zuko") else "torch"
+        if importlib.util.find_spec(module) is None:
+            print(f"skipping {peer}: {module} is not installed", file=sys.stderr)
+            continue
+        out.append(peer)
+    return out
 
 
-def main() -> Dict:
+def measure(row: Dict[str, Any], args, guard: harness.LoadGuard) -> Dict[str, Any]:
+    runs = row.pop("runs")
+    for run in runs.values():  # compile and warm up (torch.compile needs two calls)
+        run()
+        run()
+    with guard.timed():
+        timings = harness.time_rounds(runs, args.rounds, per=args.steps)
+    row["ms_per_step"] = {name: harness.spread(v) for name, v in timings.ms.items()}
+    row["cpu_cores_used"] = {name: harness.spread(v) for name, v in timings.cpu_cores.items()}
+    row["ratio_to_gmjax"] = {name: harness.spread(harness.paired_ratios(timings.ms, name, "gmjax"))
+                             for name in runs if name != "gmjax"}
+    row["orders"] = timings.orders
+    return row
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dim", type=int, default=8)
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--steps", type=int, default=100, help="steps timed per side and round")
+    parser.add_argument("--rounds", "--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for each side (torch and XLA); see the module doc")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help=f"comma-separated subset of {', '.join(PEERS)}")
+    parser.add_argument("--out", default=harness.result_path(NAME))
+    harness.add_load_args(parser)
+    args = parser.parse_args(argv)
 
+    try:
+        pinned = configure_threads(args.threads)
+    except ValueError as e:
+        parser.error(str(e))
+    if importlib.util.find_spec("torch") is None:
+        print('needs torch: pip install -e ".[peers]"', file=sys.stderr)
+        return 1
     import torch
-    from gmjax.flows import build_recipe
 
+    torch.set_num_threads(args.threads)
+    try:
+        peers = available_peers([p for p in args.peers.split(",") if p])
+    except ValueError as e:
+        parser.error(str(e))
+
+    guard = harness.LoadGuard.from_args(args)
+    guard.before()
     x = np.random.default_rng(0).normal(size=(args.batch, args.dim)).astype(np.float32)
-    rows = {}
-    hidden = (args.hidden, args.hidden)
-    realnvp = build_recipe("realnvp", (args.dim,), num_layers=args.layers, hidden=hidden)
-    rows["realnvp"] = {
-        "gmjax_ms": gmjax_step_ms(realnvp, x, args.steps, args.repeats),
-        "peer": "normflows " + __import__("normflows").__version__,
-        "peer_ms": torch_step_ms(*normflows_realnvp(args.dim, args.layers, args.hidden), x,
-                                 args.steps, args.repeats),
-    }
-    maf = build_recipe("maf", (args.dim,), num_layers=args.layers, hidden=hidden)
-    rows["maf"] = {
-        "gmjax_ms": gmjax_step_ms(maf, x, args.steps, args.repeats),
-        "peer": "zuko " + __import__("zuko").__version__,
-        "peer_ms": torch_step_ms(*zuko_maf(args.dim, args.layers, args.hidden), x,
-                                 args.steps, args.repeats),
-    }
-    for row in rows.values():
-        row["ratio_peer_over_gmjax"] = row["peer_ms"] / row["gmjax_ms"]
-    result = {
-        "benchmark": "flows_vs_torch", "config": vars(args), "results": rows,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "jax": jax.__version__, "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(),
-                    "load_average_1_5_15": os.getloadavg()},
-    }
-    print(f"{'flow':10s} {'gmjax ms':>10s} {'peer ms':>10s} {'peer/gmjax':>11s}  peer")
-    for name, row in rows.items():
-        print(f"{name:10s} {row['gmjax_ms']:10.3f} {row['peer_ms']:10.3f} "
-              f"{row['ratio_peer_over_gmjax']:11.2f}  {row['peer']}")
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(result, f, indent=2)
-    return result
+    rows = {"realnvp": measure(realnvp_sides(args, peers, x), args, guard)}
+    if "zuko" in peers:
+        rows["maf"] = measure(maf_sides(args, peers, x), args, guard)
+
+    ok = guard.finish()  # no ratio from an oversubscribed run, unless --allow_busy
+    print(f"{'flow':8s} {'side':14s} {'params':>7s} {'ms/step median [min, max]':>27s} "
+          f"{'cores':>5s} {'ratio to gmjax, paired' if ok else '':>26s}")
+    for flow, row in rows.items():
+        for side, ms in row["ms_per_step"].items():
+            ratio = row["ratio_to_gmjax"].get(side) if ok else None
+            print(f"{flow:8s} {side:14s} {row['parameters'][side]:7d} "
+                  f"{harness.format_spread(ms):>27s} "
+                  f"{row['cpu_cores_used'][side]['median']:5.2f} "
+                  f"{harness.format_spread(ratio, 2) if ratio else '':>26s}")
+    if not ok:
+        return harness.EXIT_OVERSUBSCRIBED
+    config = {**vars(args), "out": harness.display_path(args.out), "peers": peers,
+              "pinned_cores": pinned,
+              "optimizer": "Adam lr 1e-3 (optax.adam / torch.optim.Adam defaults otherwise)"}
+    harness.write_result(
+        args.out, NAME, config, rows, argv=argv,
+        description="ms per maximum-likelihood Adam step; ratio = peer ms / gmjax ms, paired "
+                    "by round; RealNVP conditioners dim -> hidden -> hidden -> 2 dim on the "
+                    "masked full vector on every side",
+        load=guard.record(), packages=("torch", "normflows", "zuko"))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

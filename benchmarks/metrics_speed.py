@@ -3,7 +3,9 @@
 Each metric is compiled once (timed separately), then timed over `--repeats`
 runs with `block_until_ready`; the table shows the median. The blocked sums
 never hold an n x m matrix, so memory stays at a few tiles of about 2^21
-entries whatever n is.
+entries whatever n is. The machine's load goes into the result file
+(``benchmarks.harness.LoadGuard``; a run on an oversubscribed machine is
+written all the same, marked ``"oversubscribed": true``).
 
 Run from the repository root:
 
@@ -14,20 +16,18 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
-import platform
 import statistics
 import time
 
 import jax
 import numpy as np
 
+from benchmarks import harness
 from gmjax import metrics
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "metrics_speed.json"
+RESULTS = pathlib.Path(harness.result_path("metrics_speed"))
 
 
 def _time(fn, repeats: int) -> dict:
@@ -66,7 +66,11 @@ def main() -> None:
         "median_heuristic alone": lambda: metrics.median_heuristic(x, y),
         "sliced_wasserstein (p=1, 128 dirs)": lambda: metrics.sliced_wasserstein(x, y, key),
     }
-    timings = {name: _time(fn, args.repeats) for name, fn in cases.items()}
+    guard = harness.LoadGuard(refuse=False)
+    guard.before()
+    with guard.timed():
+        timings = {name: _time(fn, args.repeats) for name, fn in cases.items()}
+    guard.finish()
 
     print(f"n = m = {args.n}, d = {args.dim}, {os.cpu_count()} CPUs, jax {jax.__version__}, "
           f"{jax.default_backend()}")
@@ -75,29 +79,11 @@ def main() -> None:
         first, median, value = t["compile_and_first_run_s"], t["median_s"], t["value"]
         print(f"{name:36s} {first:16.3f} {median:11.3f} {value:12.6f}")
 
-    record = {
-        "benchmark": "metrics_speed",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "n": args.n,
-        "m": args.n,
-        "dim": args.dim,
-        "repeats": args.repeats,
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-            "load_average_1_5_15": list(os.getloadavg()),
-        },
-        "timings": timings,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    config = {"n": args.n, "m": args.n, "dim": args.dim, "repeats": args.repeats,
+              "out": harness.display_path(str(args.out))}
+    harness.write_result(str(args.out), "metrics_speed", config, timings,
+                         description="seconds per call of the blocked two-sample metrics",
+                         load=guard.record())
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """Rational-quadratic spline evaluation: gmjax's spline against distrax's.
 
     python -m benchmarks.spline_speed [--dim 8] [--batch 500] [--steps 100] [--repeats 7]
+        [--out PATH] [--allow_busy]
 
 Both evaluate the same spline with the same parameters (the test
 ``test_gather_spline_equals_distrax_values_log_dets_and_gradients`` holds them
 to 1e-12 in float64); distrax vectorizes a scalar function and picks the bin
 with a mask over all K bins, gmjax counts the knots below x and picks that
 bin's quantities by a one-hot product, with the bin axis first. Timed, in one
-process, alternating the two so that a change in the machine's load hits both:
+process, in ``--repeats`` rounds that time each implementation once, the
+order alternating between rounds (``benchmarks.harness``), so that a change
+in the machine's load hits both:
 
 * ``elementwise``: forward + gradient and inverse + gradient of a
   ``[batch, dim]`` array through splines with ``bins`` bins;
@@ -17,29 +20,29 @@ process, alternating the two so that a change in the machine's load hits both:
   Clayton target, for the Clayton config's flow, a 4-layer spline coupling
   flow with hidden (32, 32), 16 bins on [-6, 6].
 
-Writes ``benchmarks/results/spline_speed.json``: median milliseconds per call
-or step for each implementation and the ratio distrax / gmjax (> 1: gmjax is
-faster), with the load average at the start and the end.
+Writes ``benchmarks/results/spline_speed.json`` (or ``--out``): median
+milliseconds per call or step for each implementation and the ratio distrax /
+gmjax (> 1: gmjax is faster), taken within each round, as median [min, max]
+over rounds. An oversubscribed run (``harness.QuietRule``) writes nothing and
+exits with status 3, unless ``--allow_busy``, which marks the result.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import time
+import sys
 from typing import Callable, Dict
 
 import distrax
 import jax
 import jax.numpy as jnp
 
+from benchmarks import harness
 from benchmarks.flow_step import build_steps
 from gmjax.flows import spline as spline_module
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "spline_speed.json")
+RESULTS = harness.result_path("spline_speed")
 
 
 def distrax_spline(self, theta):  # theta [3K + 1, ...]: distrax takes the parameters last
@@ -52,13 +55,6 @@ IMPLEMENTATIONS = {"gmjax": spline_module.RQSpline.__call__, "distrax": distrax_
 
 def use(name: str) -> None:
     spline_module.RQSpline.__call__ = IMPLEMENTATIONS[name]
-
-
-def time_ms(fn: Callable[[], None], per: int) -> float:
-    """Milliseconds per step of one call of an already compiled ``fn``."""
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) / per * 1e3
 
 
 def elementwise_cases(args) -> Dict[str, Callable[[], Callable[[], None]]]:
@@ -97,17 +93,19 @@ def temperflow_cases(args) -> Dict[str, Callable[[], Callable[[], None]]]:
     return {"temperflow_kl": case("reverse_kl"), "temperflow_l2": case("l2_reference")}
 
 
-def main():
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dim", type=int, default=8)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--bins", type=int, default=16)
     parser.add_argument("--steps", type=int, default=100, help="Adam steps per call")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=7, help="timing rounds")
     parser.add_argument("--out", default=RESULTS)
-    args = parser.parse_args()
+    harness.add_load_args(parser)
+    args = parser.parse_args(argv)
 
-    load_start = os.getloadavg()
+    guard = harness.LoadGuard.from_args(args)
+    guard.before()
     results = {}
     for name, build in {**elementwise_cases(args), **temperflow_cases(args)}.items():
         per = args.steps if name.startswith("temperflow") else 1
@@ -117,24 +115,26 @@ def main():
             runs[impl] = build()
             runs[impl]()
         use("gmjax")
-        ms = {impl: [] for impl in IMPLEMENTATIONS}
-        for _ in range(args.repeats):  # alternate, so load changes hit both
-            for impl, run in runs.items():
-                ms[impl].append(time_ms(run, per))
-        med = {impl: statistics.median(v) for impl, v in ms.items()}
-        results[name] = {"gmjax_ms": med["gmjax"], "distrax_ms": med["distrax"],
-                         "ratio_distrax_over_gmjax": med["distrax"] / med["gmjax"]}
-        print(f"{name:28s} gmjax {med['gmjax']:8.2f} ms  distrax {med['distrax']:8.2f} ms  "
-              f"ratio {med['distrax'] / med['gmjax']:.2f}", flush=True)
-    out = {"config": {**vars(args), "out": os.path.relpath(args.out)}, "results": results,
-           "jax": jax.__version__, "distrax": distrax.__version__, "machine": platform.machine(),
-           "cpus": os.cpu_count(), "load_average_start": load_start,
-           "load_average_end": os.getloadavg()}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=2)
-    print(f"wrote {args.out}")
+        with guard.timed():
+            ms = harness.time_rounds(runs, args.repeats, per=per).ms
+        ratio = harness.spread(harness.paired_ratios(ms, "distrax", "gmjax"))
+        results[name] = {"gmjax_ms": statistics.median(ms["gmjax"]),
+                         "distrax_ms": statistics.median(ms["distrax"]),
+                         "ratio_distrax_over_gmjax": ratio}
+    ok = guard.finish()  # no ratio from an oversubscribed run, unless --allow_busy
+    for name, r in results.items():
+        ratio = f"ratio {harness.format_spread(r['ratio_distrax_over_gmjax'], 2)}" if ok else ""
+        print(f"{name:28s} gmjax {r['gmjax_ms']:8.2f} ms  distrax {r['distrax_ms']:8.2f} ms  "
+              f"{ratio}")
+    if not ok:
+        return harness.EXIT_OVERSUBSCRIBED
+    harness.write_result(
+        args.out, "spline_speed", {**vars(args), "out": harness.display_path(args.out)},
+        results, argv=argv, load=guard.record(),
+        description="gmjax's rational-quadratic spline vs distrax's; ratio = distrax ms / "
+                    "gmjax ms, paired by round")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

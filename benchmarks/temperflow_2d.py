@@ -9,9 +9,11 @@ seconds (all stages, compilation and the importance-sampling estimates
 included; the per-stage mode-weight traces are not timed), the modes
 captured, the largest mode-weight error against the truth (10^4 draws), the
 number of temperatures and optimizer steps. The machine's load average is
-recorded before and after each target: a run beside other jobs is slower.
+recorded before and after each target, and other processes' CPU use over the
+runs (``benchmarks.harness.LoadGuard``): a run beside other jobs is slower,
+and its result file says ``"oversubscribed": true``.
 
-Writes ``benchmarks/results/temperflow_2d.json``. Reference point on the same
+Writes ``benchmarks/results/temperflow_2d.json`` (or ``--out``). Reference point on the same
 2-core CPU machine class: the authors' TensorFlow code with its 2-D settings
 (one autoregressive spline, 32 bins, hidden (64, 64), kl_decay 0.5, 10 betas,
 batch 2,000) trained on circle in 152 s to 8/8 modes and max weight error
@@ -23,12 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 
-import jax
-
+from benchmarks import harness
 from experiments import temperflow
 from gmjax import experiment
 
@@ -40,17 +40,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--targets", default="circle,grid,cross")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=os.path.join("benchmarks", "results",
-                                                      "temperflow_2d.json"))
+    parser.add_argument("--out", default=harness.result_path("temperflow_2d"))
     args = parser.parse_args()
     defaults = experiment.load_config_file(CONFIG)
+    guard = harness.LoadGuard(refuse=False)
+    guard.before()
     rows = []
     for name in args.targets.split(","):
         config = experiment.load_config_file(CONFIG)
         config.data.name, config.seed = name, args.seed
         load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as workdir:
+        with guard.timed(), tempfile.TemporaryDirectory() as workdir:
             metrics = experiment.run(temperflow.EXPERIMENT, config, workdir, progress=False,
                                      defaults=defaults)
         row = {"target": name, "train_seconds": round(metrics["train_seconds"], 1),
@@ -61,13 +62,13 @@ def main() -> None:
                "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    result = {"config": "experiments/configs/temperflow_2d.py", "seed": args.seed,
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                          "jax": jax.__version__, "device": str(jax.devices()[0])},
-              "rows": rows}
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {args.out}")
+    guard.finish()
+    harness.write_result(
+        args.out, "temperflow_2d",
+        {"config_file": "experiments/configs/temperflow_2d.py", "targets": args.targets,
+         "seed": args.seed, "out": harness.display_path(args.out)},
+        rows, description="TemperFlow's default 2-D config: training seconds and accuracy",
+        load=guard.record())
 
 
 if __name__ == "__main__":
