@@ -6,7 +6,10 @@ Writes the experiment contract into ``--workdir``: ``config.json``,
 ``metrics.jsonl``, ``metrics.json`` (``test_nll``, ``nll_excess`` where the
 entropy is known, two-sample distances of model samples to test data,
 ``density_integral`` for 2-D data, ``train_seconds``, ``sample_seconds``,
-``steps``), ``density.png``, ``curves.png`` and ``checkpoints/``.
+``steps``), ``density.png`` (2-D data), ``curves.png`` and ``checkpoints/``.
+``--config.data.name`` is any registered data set of vectors
+(``gmjax.data.DATASETS``; one registered after import too), and its loader's
+options come from ``data.options`` in the config file.
 ``--config.model.name=gmm`` fits the EM baseline instead (``train.steps`` EM
 iterations, ``model.num_components`` components).
 """
@@ -25,18 +28,26 @@ import numpy as np
 
 from gmjax import experiment
 from gmjax.data import BatchIterator, load_dataset
+from gmjax.data.registry import check_dataset_options, vector_dataset_names
 from gmjax.data.toy import TOY_DENSITIES
 from gmjax.models import gmm
 from gmjax.flows import FLOWS
-from gmjax.models.flow import build_flow
+from gmjax.models.flow import build_flow, check_spline_bound
 from gmjax.objectives import nll_loss
 from gmjax.training import (OPTIMIZERS, SCHEDULES, TrainState, data_mesh, make_optimizer,
                             make_train_step, read_jsonl)
 from gmjax import metrics as M
 from gmjax import viz
 
-# "gmm": the Gaussian mixture fitted by EM, the classical baseline beside the flows.
-CHOICES = {"data.name": TOY_DENSITIES, "model.name": [*FLOWS.recipe_names(event_rank=1), "gmm"],
+def model_names():
+    """The vector flow recipes and "gmm", the Gaussian mixture fitted by EM (the classical
+    baseline beside the flows)."""
+    return [*FLOWS.recipe_names(event_rank=1), "gmm"]
+
+
+# Registries and functions are read when a config is checked, so data sets and recipes
+# registered after this module was imported are valid choices.
+CHOICES = {"data.name": vector_dataset_names, "model.name": model_names,
            "optim.name": OPTIMIZERS, "optim.schedule": SCHEDULES}
 POSITIVE = ("data.batch_size", "data.num_train", "data.num_test", "train.steps",
             "train.log_every", "train.checkpoint_every", "train.steps_per_call", "optim.lr",
@@ -48,9 +59,27 @@ EM_UNREAD = ("data.batch_size", "optim", "train.log_every", "train.eval_every",
              "train.num_devices")
 
 
+def data_options(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+    """``load_dataset``'s keyword arguments beyond the split: ``data.num_*`` as ``n``, the
+    seed, ``data.data_dir`` (data sets that are not toy densities) and ``data.options``."""
+    options = experiment.section_options(config, "data.options")
+    if config.data.name not in TOY_DENSITIES:
+        options["data_dir"] = config.data.data_dir or None
+    return options
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """What the run builds from ``config`` before it draws data: the flow with its
-    optimizer, mesh and fit options (``model.name=gmm`` builds nothing ahead)."""
+    """What the run builds from ``config`` before it draws data: the data set's options,
+    the flow with its optimizer, mesh and fit options (``model.name=gmm`` builds nothing
+    ahead)."""
+    options = data_options(config)
+    if options.get("data_dir"):
+        experiment.check_data_dir(config)
+    try:
+        check_dataset_options(config.data.name,
+                              {k: v for k, v in options.items() if k != "data_dir"})
+    except ValueError as e:
+        raise experiment.ConfigError(f"bad --config.data.options: {e}") from None
     if config.model.name != "gmm":
         try:
             build_flow(config.model, TOY_DIM)
@@ -61,7 +90,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 def unread_fields(config: ml_collections.ConfigDict) -> Dict[str, str]:
     """The fields a run of ``config`` does not read, and why (``gmjax.experiment.contract``)."""
-    unread = {"data.data_dir": "toy densities are sampled in memory; nothing is loaded"}
+    unread = ({"data.data_dir": "toy densities are sampled in memory; nothing is loaded"}
+              if config.data.name in TOY_DENSITIES else {})
     if config.model.name == "gmm":
         unread.update(dict.fromkeys(EM_UNREAD, "model.name='gmm' is fitted by EM on all "
                                     "training points at once, without minibatches, optimizer, "
@@ -108,7 +138,10 @@ def fit_flow(config, train, test, workdir, key, progress) -> FittedDensity:
     """Maximum likelihood with the shared fit loop (checkpoints, resume, NaN guard)."""
     init_key, train_key = jax.random.split(key)
     model = build_flow(config.model, train.x.shape[-1])
-    params = jax.jit(model.init)(init_key, train.x[:2])
+    check_spline_bound(config.model, train.x)  # SplineBoundWarning if data leave the box
+    # Layers with data-dependent init (the ActNorms of model.standardize) take their
+    # statistics from this batch, so it is thousands of points, not a shape example.
+    params = jax.jit(model.init)(init_key, train.x[:4096])
     log_prob = jax.jit(model.apply)
     optimizer = make_optimizer(config.optim, config.train.steps)
     mesh = data_mesh(config.train.num_devices or None)
@@ -151,8 +184,11 @@ def fit_em(config, train, test, workdir, key, progress) -> FittedDensity:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        progress: Optional[bool] = None) -> Dict[str, Any]:
     fit_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    train = load_dataset(config.data.name, "train", n=config.data.num_train, seed=config.seed)
-    test = load_dataset(config.data.name, "test", n=config.data.num_test, seed=config.seed)
+    options = data_options(config)
+    train = load_dataset(config.data.name, "train", n=config.data.num_train, seed=config.seed,
+                         **options)
+    test = load_dataset(config.data.name, "test", n=config.data.num_test, seed=config.seed,
+                        **options)
     fitter = fit_em if config.model.name == "gmm" else fit_flow
     model = fitter(config, train, test, workdir, fit_key, progress)
 
@@ -177,10 +213,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     metrics.update(two_sample_metrics(samples, test.x, sample_key))
 
     if jax.process_index() == 0:
-        viz.plot_density_2d(os.path.join(workdir, "density.png"), test.x, samples,
-                            log_prob=model.log_prob,
-                            title=f"{config.model.name} on {config.data.name}: "
-                                  f"test NLL {metrics['test_nll']:.3f} nats")
+        if test.x.shape[-1] == 2:  # a data set of one's own may have more dimensions
+            viz.plot_density_2d(os.path.join(workdir, "density.png"), test.x, samples,
+                                log_prob=model.log_prob,
+                                title=f"{config.model.name} on {config.data.name}: "
+                                      f"test NLL {metrics['test_nll']:.3f} nats")
         if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
             viz.plot_curves(os.path.join(workdir, "curves.png"),
                             read_jsonl(os.path.join(workdir, "metrics.jsonl")),

@@ -26,7 +26,7 @@ import numpy as np
 from gmjax import experiment, viz
 from gmjax.experiment.temperflow import (chain_options, evaluate, make_kernel, make_target,
                                          run_chains, sample_flow, sampler_config,
-                                         unused_sampler_fields)
+                                         target_options, unused_sampler_fields)
 from gmjax.models.flow import build_flow
 from gmjax.samplers import mcmc
 from gmjax.samplers.rejection import RejectionError
@@ -35,6 +35,7 @@ from gmjax.targets import TARGETS
 from gmjax.training.optim import make_optimizer
 from gmjax.viz.samplers import plot_beta_trace, plot_target_samples, plot_weight_trace
 
+# TARGETS is read when a config is checked: targets registered after import are valid.
 CHOICES = {"method": ["temperflow", "temperflow+rej", "kl", *mcmc.MCMC_SAMPLERS],
            "data.name": TARGETS}
 POSITIVE = ("data.batch_size", "eval.num_samples", "eval.replicates", "eval.replicate_size",
@@ -90,20 +91,26 @@ def train_and_evaluate(config, workdir: str, progress=None) -> Dict[str, Any]:
 
 
 def check_config(config) -> None:
-    """Builds, before any work, what the run builds from the config: the target's size,
-    the sampler config, flow, optimizer and mesh (flows) or the chains' options (MCMC)."""
+    """Builds, before any work, what the run builds from the config: the target (with
+    ``data.options``), the sampler config, flow, optimizer and mesh (flows) or the chains'
+    options (MCMC)."""
     if config.data.name == "clayton" and config.data.dim < 8:
         raise experiment.ConfigError(f"--config.data.dim={config.data.dim}: the Clayton target "
                                      f"has 8 bimodal coordinates, so dim must be >= 8")
     if config.data.name == "latent_ebm" and not config.data.gan_workdir:
         raise experiment.ConfigError("--config.data.gan_workdir must name a trained GAN's workdir")
+    if config.data.name == "latent_ebm":
+        target_options(config)  # refuses options; the GAN is loaded by the run
+        dim = 2
+    else:
+        dim = make_target(config).dim
     try:
         if config.method in mcmc.MCMC_SAMPLERS:
             chain_options(config)
             config.mcmc.init_scale  # noqa: B018  (any value: the chains' initial spread)
             return
         sampler_config(config)
-        build_flow(config.model, config.data.dim if config.data.name == "clayton" else 2)
+        build_flow(config.model, dim)
         make_optimizer(config.optim, injectable=True)
     except ValueError as e:
         raise experiment.ConfigError(f"bad --config.sampler.*, --config.model.*, "

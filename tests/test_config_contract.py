@@ -14,11 +14,10 @@ import warnings
 import ml_collections
 import pytest
 
-from gmjax.experiment import (ConfigContractWarning, ConfigError, Experiment, contract_violations,
-                              covering, get_field, leaf_fields, preflight,
+from gmjax.experiment import (ConfigContractWarning, ConfigError, Experiment, choice_names,
+                              contract_violations, covering, get_field, leaf_fields, preflight,
                               refuse_changed_unread, run, track_reads, unread_by,
                               unread_optimizer_fields)
-from gmjax.registry import Registry
 from gmjax.training import make_optimizer
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -221,7 +220,7 @@ def variants(experiment: Experiment, config: ml_collections.ConfigDict):
     """``(label, config)``: the config as written, then each other value of each choice field."""
     yield "as written", config
     for path, valid in experiment.choices.items():
-        names = valid.names() if isinstance(valid, Registry) else sorted(valid)
+        names = sorted(choice_names(valid))
         for value in names:
             if value == get_field(config, path):
                 continue

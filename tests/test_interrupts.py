@@ -280,6 +280,32 @@ def test_fit_restores_the_handlers_and_runs_outside_the_main_thread(tmp_path):
     assert results and results[0].steps == 10
 
 
+
+def test_a_signal_between_temperflow_stages_waits_for_the_stage_checkpoint(tmp_path):
+    """SIGINT in the work after a stage (here its ``on_stage`` hook) stops the run only
+    once the stage's record and checkpoint are written; the run resumes at the next stage."""
+    from gmjax.models.flow import build_flow
+    from gmjax.samplers.temperflow import TemperFlow, TemperFlowConfig, run_temperflow
+    from gmjax.targets import build_target
+    from gmjax.training import Checkpointer, read_jsonl
+
+    flow = build_flow({"name": "spline_coupling", "num_layers": 2, "hidden": (16,)}, 2)
+    kernel = TemperFlow(flow, build_target("circle"), TemperFlowConfig(
+        steps_init=20, steps_mid=20, steps_final=20, batch_size=128, steps_per_call=20,
+        max_betas=3, estimate_draws=500), {"name": "adam", "lr": 1e-3})
+
+    def interrupt(state, info):
+        os.kill(os.getpid(), signal.SIGINT)
+        return {"hooked": True}
+
+    import jax
+    with pytest.raises(KeyboardInterrupt, match="after 1 stage"):
+        run_temperflow(kernel, kernel.init(jax.random.PRNGKey(0)), str(tmp_path),
+                       progress=False, on_stage=interrupt)
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 1
+    assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1]
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
     sys.path.insert(0, ROOT)
     worker(sys.argv[2], catch=sys.argv[3] == "1")

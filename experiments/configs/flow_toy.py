@@ -13,6 +13,9 @@ def get_config() -> ml_collections.ConfigDict:
     config = base_config()
     config.data.name = "8gaussians"
     config.data.batch_size = 512
+    # Keyword options of the data set's loader (load_dataset(data.name, **data.options)), for
+    # data sets registered with options; the built-in ones take none.
+    config.data.options = ml_collections.ConfigDict()
     config.train.steps = 5_000
     config.optim.lr = 1e-3
     config.optim.schedule = "cosine"
@@ -23,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.hidden = (64, 64)
     config.model.num_bins = 8         # spline flows only
     config.model.bound = 5.0          # spline flows: the spline acts on [-bound, bound]
+    config.model.standardize = True   # spline flows: a data-initialized ActNorm before each spline
     config.model.num_components = 8   # model.name=gmm only
 
     config.eval = ml_collections.ConfigDict()

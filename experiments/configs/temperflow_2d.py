@@ -21,6 +21,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.batch_size = 1000
     config.data.dim = 2             # only targets with a dimension option use it (clayton)
     config.data.gan_workdir = ""    # latent_ebm only: the GAN experiment's workdir
+    # Keyword options of the target's factory (build_target(data.name, **data.options)),
+    # set in a config file: temperflow_mixture.py sets means, scales and weights.
+    config.data.options = ml_collections.ConfigDict()
 
     # train.steps: Adam steps of every middle (L2) stage; checkpoints are per stage.
     config.train.steps = 500

@@ -4,8 +4,20 @@ Names: the toy densities of ``gmjax.data.toy`` (``moons``, ``circles``,
 ``8gaussians``, ``25gaussians``, ``checkerboard``, ``pinwheel``, ``2spirals``,
 ``swissroll``, ``rings``), ``digits`` (sklearn 8x8), ``mnist`` and
 ``fashion_mnist``. ``DATASETS.get(name)`` is the loader
-``(split, *, data_dir, n, seed) -> Dataset``; an unknown name fails with the
-list of valid ones.
+``(split, *, data_dir, n, seed, **options) -> Dataset``; an unknown name fails
+with the list of valid ones.
+
+A data set of one's own is a loader registered under a new name, at any
+time (scripts read the registry when they check a config)::
+
+    @DATASETS.register("my_data")
+    def load(split, *, data_dir=None, n=None, seed=0, noise=0.1):
+        ...
+        return Dataset(x=x, y=None, name="my_data", split=split)
+
+Its keyword arguments beyond ``data_dir``, ``n`` and ``seed`` are its
+options: ``load_dataset("my_data", noise=0.2)``, or ``data.options.noise``
+in an experiment config. The built-in data sets take no options.
 
 Toy densities have no fixed data set, so splits are drawn:
 
@@ -23,14 +35,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from gmjax.data import digits, images
 from gmjax.data.splits import parse_split
 from gmjax.data.toy import TOY_DENSITIES, ToyDensity
-from gmjax.registry import Registry
+from gmjax.registry import Registry, check_options
 
 TOY_TRAIN_SIZE = 50_000
 TOY_TEST_SIZE = 10_000
@@ -65,6 +77,8 @@ class Dataset:
 
 Loader = Callable[..., Dataset]
 DATASETS: Registry[Loader] = Registry("data set")
+# The arguments every loader takes; the rest of its keyword arguments are its options.
+LOADER_ARGUMENTS = ("split", "data_dir", "n", "seed")
 
 
 def load_dataset(
@@ -74,9 +88,28 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     n: int | None = None,
     seed: int = 0,
+    **options: Any,
 ) -> Dataset:
-    """Loads ``split`` of data set ``name`` (see the module docstring for ``n`` and ``seed``)."""
-    return DATASETS.get(name)(split, data_dir=data_dir, n=n, seed=seed)
+    """Loads ``split`` of data set ``name`` (see the module docstring for ``n`` and ``seed``).
+
+    ``options`` go to the loader (see ``check_dataset_options``).
+    """
+    loader = DATASETS.get(name)
+    check_dataset_options(name, options)
+    return loader(split, data_dir=data_dir, n=n, seed=seed, **options)
+
+
+def check_dataset_options(name: str, options: Mapping[str, Any]) -> None:
+    """Raises ``ValueError`` when the loader of ``name`` does not take ``options`` (an
+    unknown option, or a required one missing), naming the options it takes; loads nothing.
+    """
+    check_options(DATASETS.get(name), options, f"data set {name!r}", fixed=LOADER_ARGUMENTS)
+
+
+def vector_dataset_names() -> list[str]:
+    """The registered data sets whose examples are vectors: every name but the image
+    data sets (``digits``, ``mnist``, ``fashion_mnist``), at the time of the call."""
+    return [name for name in DATASETS.names() if name not in IMAGE_DATASETS]
 
 
 def _toy_loader(density: ToyDensity) -> Loader:
@@ -124,3 +157,4 @@ for _name in TOY_DENSITIES.names():
 for _name in images.IMAGE_DATA_SOURCES:
     DATASETS.register(_name)(_image_loader(_name))
 del _name
+IMAGE_DATASETS = frozenset(("digits", *images.IMAGE_DATA_SOURCES))

@@ -38,12 +38,11 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from gmjax.experiment.config import (ConfigError, get_field, kind_of, leaf_fields,
-                                     load_config_file)
+from gmjax.experiment.config import (ConfigError, choice_names, get_field, kind_of,
+                                     leaf_fields, load_config_file)
 from gmjax.experiment.contract import covering
 from gmjax.experiment.script import EXPECTED_FAILURES, Experiment, run
 from gmjax.experiment.workdir import check_workdir
-from gmjax.registry import Registry
 from gmjax.training.logging import to_python
 from gmjax.training.parallel import initialize_distributed
 
@@ -144,6 +143,11 @@ def _explain_override_error(config: ml_collections.ConfigDict, argv: Sequence[st
             if not section or part not in node:
                 where = ".".join(parts[:depth]) or "the top level"
                 valid = sorted(node.keys()) if section else []
+                if section and not valid:  # an empty section of options (data.options)
+                    return (f"unknown config field --config.{'.'.join(parts)}: {where} holds no "
+                            f"fields in this config file; the command line can only change "
+                            f"fields a config file sets, so set {where}.{part} in a config "
+                            f"file (config.{where}.{part} = ...)")
                 return (f"unknown config field --config.{'.'.join(parts)}: no {part!r} in "
                         f"{where}; valid fields there: {', '.join(valid)}")
             node = node[part]
@@ -314,7 +318,7 @@ def _describe_fields(spec: str, config: ml_collections.ConfigDict,
     unread: Dict[str, str] = {}
     if experiment is not None:
         for path, valid in experiment.choices.items():
-            choices[path] = list(valid.names() if isinstance(valid, Registry) else valid)
+            choices[path] = choice_names(valid)
         try:
             unread = experiment.unread_fields(config)
         except Exception:  # the marks are a courtesy; a config the run refuses has none

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 import ml_collections
 
 from gmjax.data import parse_split
 from gmjax.registry import Registry
 
-Choices = Mapping[str, Iterable[str]]
+# The valid names of a choice field: a registry, a function returning the names, or the
+# names themselves. Registries and functions are asked when the config is checked, so a
+# name registered after the script was imported is valid.
+ChoiceSource = Union[Registry, Callable[[], Iterable[str]], Iterable[str]]
+Choices = Mapping[str, ChoiceSource]
 
 
 class ConfigError(ValueError):
@@ -31,6 +35,41 @@ def get_field(config: ml_collections.ConfigDict, path: str) -> Any:
     for part in path.split("."):
         node = node[part]
     return node
+
+
+def choice_names(valid: ChoiceSource) -> List[str]:
+    """The names ``valid`` allows now: a ``Registry``'s names, what a function returns, or
+    the given strings (in their order)."""
+    if isinstance(valid, Registry):
+        return valid.names()
+    if callable(valid):
+        return list(valid())
+    return list(valid)
+
+
+def section_options(config: ml_collections.ConfigDict, path: str) -> Dict[str, Any]:
+    """The fields of the section at ``path`` (``"data.options"``) as keyword options.
+
+    Each field is read by name, so the config contract counts them as read
+    (nested sections become dicts, read the same way). A config without the
+    section has no options: ``{}``.
+
+    Raises:
+      ConfigError: when ``path`` is a field, not a section.
+    """
+    if not has_field(config, path):
+        return {}
+    section = get_field(config, path)
+    if not isinstance(section, ml_collections.ConfigDict):
+        raise ConfigError(f"--config.{path}={section!r} must be a section of options "
+                          f"(config.{path}.NAME = VALUE in a config file)")
+
+    def plain(node: Any) -> Any:
+        if isinstance(node, ml_collections.ConfigDict):
+            return {key: plain(node[key]) for key in node.keys()}
+        return node
+
+    return plain(section)
 
 
 def leaf_fields(tree: Any, prefix: str = "") -> Dict[str, Any]:
@@ -53,7 +92,8 @@ def validate(config: ml_collections.ConfigDict, choices: Optional[Choices] = Non
 
     Args:
       choices: ``{"optim.name": OPTIMIZERS, ...}``: a field path and its valid
-        names (a ``Registry`` or any iterable of strings).
+        names (a ``Registry``, a function returning names, or an iterable of
+        strings; see ``choice_names``), asked for now.
       positive: field paths that must be > 0.
       non_negative: field paths that must be >= 0.
       skip: field paths (or whole sections) not to check: the fields a run
@@ -71,7 +111,7 @@ def validate(config: ml_collections.ConfigDict, choices: Optional[Choices] = Non
         if skipped(path):
             continue
         value = get_field(config, path)
-        names = valid.names() if isinstance(valid, Registry) else sorted(valid)
+        names = sorted(choice_names(valid))
         if value not in names:
             raise ConfigError(f"--config.{path}={value!r} is not valid; "
                               f"valid choices: {', '.join(names)}")

@@ -54,7 +54,10 @@ class Experiment:
       train_and_evaluate: ``(config, workdir, progress=None) -> metrics``; writes
         the experiment contract into ``workdir`` (``write_metrics`` for
         ``metrics.json``).
-      choices: ``{field path: valid names}`` (a ``Registry`` or strings).
+      choices: ``{field path: valid names}``: a ``Registry``, a function
+        returning the names, or strings. Registries and functions are asked
+        when a config is checked, so names registered after the script was
+        imported (a data set or target of one's own) are valid.
       positive: field paths that must be > 0.
       check: ``check(config)``, the script's own checks before any work, raising
         ``ConfigError``. It builds what the run builds from the config before

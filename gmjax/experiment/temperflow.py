@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from gmjax import metrics
+from gmjax.experiment.config import ConfigError, section_options
 from gmjax.experiment.fitting import config_mesh
 from gmjax.models.flow import build_flow
 from gmjax.models.gan import latent_ebm_target
@@ -37,11 +38,47 @@ from gmjax.training.checkpoint import Checkpointer
 SAMPLER_FIELDS = [f.name for f in dataclasses.fields(TemperFlowConfig)]
 
 
+def target_options(config) -> Dict[str, Any]:
+    """The options the target is built with: the fields of ``data.options`` (each read by
+    name; none when the config has no such section) and, for ``clayton``, ``data.dim``.
+
+    Raises:
+      ConfigError: for ``data.options.dim`` with ``clayton`` (its dimension is
+        ``data.dim``) and for any option with ``latent_ebm`` (its networks come
+        from ``data.gan_workdir``).
+    """
+    options = section_options(config, "data.options")
+    name = config.data.name
+    if name == "clayton":
+        if "dim" in options:
+            raise ConfigError("--config.data.options.dim: the Clayton target's dimension is "
+                              "--config.data.dim")
+        options["dim"] = config.data.dim
+    if name == "latent_ebm" and options:
+        raise ConfigError(f"--config.data.options ({', '.join(sorted(options))}): "
+                          f"data.name='latent_ebm' takes no options; its networks come from "
+                          f"--config.data.gan_workdir")
+    return options
+
+
 def make_target(config) -> Target:
+    """The target ``data.name`` names, built with ``target_options(config)``; targets
+    registered in ``gmjax.targets.TARGETS`` after import count too.
+
+    Raises:
+      ConfigError: for options the target does not take (naming the ones it takes)
+        or values it refuses.
+    """
+    options = target_options(config)
     if config.data.name == "latent_ebm":
         return latent_ebm_target(config.data.gan_workdir)
-    return build_target(config.data.name, **({"dim": config.data.dim}
-                                             if config.data.name == "clayton" else {}))
+    try:
+        return build_target(config.data.name, **options)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(f"bad --config.data.options for --config.data.name="
+                          f"{config.data.name!r}: {e}") from None
 
 
 def unused_sampler_fields(config) -> Dict[str, str]:

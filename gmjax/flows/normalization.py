@@ -1,6 +1,21 @@
-"""Batch normalization as a bijector.
+"""Normalization layers on vectors: batch normalization and ActNorm, as bijectors.
 
-Dinh et al. (2017), sec. 3.7; Papamakarios et al. (2017), sec. 3.4.
+**ActNorm** (Kingma & Dhariwal, 2018, Sec. 3.1) on vectors ``[n, dim]``: a
+per-coordinate affine map in the normalizing direction,
+
+    z = exp(s) * x + b,    log|det dz/dx| = sum_i s_i,
+
+with learnable s and b, initialized from the init batch so that its outputs
+have zero mean and unit variance per coordinate: ``s = -log std(x)``,
+``b = -mean(x) / std(x)`` (a coordinate whose batch standard deviation is
+below ``ACTNORM_MIN_STD``, e.g. the all-zeros batch samplers initialize with,
+is only centred, ``s = 0``; initialized without data the layer is the
+identity). The spline recipes put one before every spline layer
+(``standardize=True``), so that data on any scale reach the splines'
+``[-B, B]`` standardized.
+
+**Batch normalization** (Dinh et al., 2017, sec. 3.7; Papamakarios et al.,
+2017, sec. 3.4).
 
 In the normalizing direction, with statistics mu and sigma^2 and learnable
 log-scale gamma and shift beta,
@@ -25,12 +40,13 @@ statistics, which keeps ``apply`` pure:
   ``update_batch_stats`` wraps that call; a training loop calls it after each
   step. No gradient flows into the statistics.
 
-Every ``apply`` must be given the ``"batch_stats"`` collection.
+Every ``apply`` of a flow with batch normalization must be given the
+``"batch_stats"`` collection.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 import distrax
 import flax.linen as nn
@@ -39,6 +55,51 @@ import jax.numpy as jnp
 
 from gmjax.flows.base import FlowLayer
 from gmjax.flows.registry import register_layer
+
+# An init batch's coordinate with a smaller standard deviation is not rescaled.
+ACTNORM_MIN_STD = 1e-6
+
+
+class VectorActNorm(FlowLayer):
+    """ActNorm on vectors ``[n, dim]`` with data-dependent initialization (see module doc).
+
+    Parameters: ``log_scale [dim]`` (s) and ``bias [dim]`` (b) of the normalizing
+    map ``z = exp(s) * x + b``. ``__call__`` during ``init`` sets them from its
+    batch (every axis but the last is a batch axis); any other init path starts
+    at the identity.
+
+    Attributes:
+      dim: event size.
+    """
+
+    dim: int
+
+    @nn.compact
+    def scale_and_bias(self, x: Optional[jax.Array] = None) -> Tuple[jax.Array, jax.Array]:
+        """``(log_scale [dim], bias [dim])``; at init, from the batch ``x`` if given."""
+
+        def init(kind):
+            def initializer(key):
+                del key
+                if x is None:
+                    return jnp.zeros((self.dim,))
+                axes = tuple(range(x.ndim - 1))
+                mean, std = jnp.mean(x, axis=axes), jnp.std(x, axis=axes)
+                std = jnp.where(std < ACTNORM_MIN_STD, 1.0, std)
+                return -jnp.log(std) if kind == "log_scale" else -mean / std
+            return initializer
+
+        return self.param("log_scale", init("log_scale")), self.param("bias", init("bias"))
+
+    def bijector(self) -> distrax.Bijector:
+        log_scale, bias = self.scale_and_bias()
+        normalize = distrax.ScalarAffine(shift=bias, log_scale=log_scale)
+        return distrax.Inverse(distrax.Block(normalize, 1))
+
+    def __call__(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:  # [n, dim]
+        if self.is_initializing():
+            self.scale_and_bias(jax.lax.stop_gradient(x))
+        return self.bijector().inverse_and_log_det(x)
 
 
 class BatchNorm(FlowLayer):
@@ -102,3 +163,11 @@ def _batch_norm(event_shape: Tuple[int, ...], index: int, momentum: float = 0.99
     """Batch normalization as a bijector (Dinh et al., 2017, Sec. 3.7)."""
     del index
     return BatchNorm(dim=event_shape[0], momentum=momentum, eps=eps)
+
+
+@register_layer("vector_actnorm", event_rank=1, identity_at_init=False)
+def _vector_actnorm(event_shape: Tuple[int, ...], index: int) -> FlowLayer:
+    """ActNorm on vectors, a per-coordinate affine map with data-dependent init
+    (Kingma & Dhariwal, 2018)."""
+    del index
+    return VectorActNorm(dim=event_shape[0])

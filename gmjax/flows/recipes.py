@@ -53,32 +53,66 @@ def made(event_shape: Tuple[int], hidden: Sequence[int] = (64, 64)) -> Flow:
     return stack("maf", event_shape, 1, hidden=tuple(hidden))
 
 
+def spline_stack(layer: str, event_shape: Tuple[int], num_layers: int, standardize: bool,
+                 **options) -> Flow:
+    """``num_layers`` spline layers of kind ``layer``; with ``standardize``, a vector ActNorm
+    before each of them.
+
+    A rational-quadratic spline maps [-B, B] onto itself and is the identity
+    outside (Durkan et al., 2019), so a stack of them alone leaves every point
+    beyond the box at its place, and the density there is the base's standard
+    normal tail: on data of another scale, or heavy-tailed, those points cost
+    many nats each. The first ActNorm (``vector_actnorm``, initialized from the
+    init batch) standardizes the data before the first spline; the others
+    rescale between splines, learnably, so the stack can move points into a box
+    or out of it. Density estimation turns it on (``experiments/configs/flow_toy.py``);
+    it is off by default, which keeps the flows of samplers that start from the
+    base and see no data (TemperFlow) as they are.
+    """
+    layers = []
+    for i in range(num_layers):
+        if standardize:
+            layers.append(build_layer("vector_actnorm", event_shape, i))
+        layers.append(build_layer(layer, event_shape, i, **options))
+    return Flow(layers=layers, event_shape=tuple(event_shape))
+
+
 @register_recipe("spline_coupling", event_rank=1)
 def spline_coupling(event_shape: Tuple[int], num_layers: int = 8,
                     hidden: Sequence[int] = (64, 64), num_bins: int = 8,
-                    bound: float = 5.0) -> Flow:
-    """Rational-quadratic spline couplings on [-bound, bound] (Durkan et al., 2019)."""
-    return stack("rq_spline_coupling", event_shape, num_layers, hidden=tuple(hidden),
-                 num_bins=num_bins, bound=bound)
+                    bound: float = 5.0, standardize: bool = False) -> Flow:
+    """Rational-quadratic spline couplings on [-bound, bound] (Durkan et al., 2019).
+
+    ``standardize``: a data-initialized ActNorm before every coupling (``spline_stack``).
+    """
+    return spline_stack("rq_spline_coupling", event_shape, num_layers, standardize,
+                        hidden=tuple(hidden), num_bins=num_bins, bound=bound)
 
 
 @register_recipe("spline_autoregressive", event_rank=1)
 def spline_autoregressive(event_shape: Tuple[int], num_layers: int = 8,
                           hidden: Sequence[int] = (64, 64), num_bins: int = 8,
-                          bound: float = 5.0) -> Flow:
-    """Rational-quadratic spline autoregressive flow (Durkan et al., 2019)."""
-    return stack("rq_spline_autoregressive", event_shape, num_layers, hidden=tuple(hidden),
-                 num_bins=num_bins, bound=bound)
+                          bound: float = 5.0, standardize: bool = False) -> Flow:
+    """Rational-quadratic spline autoregressive flow (Durkan et al., 2019).
+
+    ``standardize``: a data-initialized ActNorm before every layer (``spline_stack``).
+    """
+    return spline_stack("rq_spline_autoregressive", event_shape, num_layers, standardize,
+                        hidden=tuple(hidden), num_bins=num_bins, bound=bound)
 
 
 @register_recipe("spline_block_autoregressive", event_rank=1)
 def spline_block_autoregressive(event_shape: Tuple[int], num_layers: int = 8,
                                 block_size: int = 8, hidden: Sequence[int] = (64, 64),
-                                num_bins: int = 8, bound: float = 5.0) -> Flow:
-    """Spline MADE layers over blocks of ``block_size`` variables (Qiu and Wang, 2024; not BNAF)."""
-    return stack("rq_spline_block_autoregressive", event_shape, num_layers,
-                 block_size=int(block_size), hidden=tuple(hidden), num_bins=num_bins,
-                 bound=bound)
+                                num_bins: int = 8, bound: float = 5.0,
+                                standardize: bool = False) -> Flow:
+    """Spline MADE layers over blocks of ``block_size`` variables (Qiu and Wang, 2024; not BNAF).
+
+    ``standardize``: a data-initialized ActNorm before every layer (``spline_stack``).
+    """
+    return spline_stack("rq_spline_block_autoregressive", event_shape, num_layers,
+                        standardize, block_size=int(block_size), hidden=tuple(hidden),
+                        num_bins=num_bins, bound=bound)
 
 
 @register_recipe("block_autoregressive", event_rank=1)

@@ -66,6 +66,7 @@ from jax.scipy.special import log_ndtr, ndtri
 from scipy.special import comb as _comb
 from scipy.special import ndtr as _ndtr
 
+from gmjax.registry import check_options
 from gmjax.targets.base import Modes, Target
 from gmjax.targets.registry import TARGETS
 
@@ -513,7 +514,11 @@ def _jit_draw(target: Target, key: jax.Array, n: int) -> jax.Array:
 
 @TARGETS.register("clayton")
 def clayton(dim: int = 8, theta: float = 2.0, **options: Any) -> ClaytonTarget:
-    """The Clayton-copula target (Qiu and Wang, 2024, Section 5.1); p = 8, 16, 32, 64."""
+    """The Clayton-copula target (Qiu and Wang, 2024, Section 5.1); p = 8, 16, 32, 64.
+
+    ``options``: the keyword arguments of ``ClaytonTarget``.
+    """
+    check_options(ClaytonTarget, dict(options, dim=dim, theta=theta), "target 'clayton'")
     return ClaytonTarget(dim=dim, theta=theta, **options)
 
 

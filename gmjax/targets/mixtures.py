@@ -10,9 +10,17 @@ with Sigma = L L^T (Cholesky). ``log_prob`` is the normalized log density
 points far from every mode give large negative but finite values (and finite
 gradients) instead of log(0).
 
-The three registered targets are the two-dimensional multimodal examples of
-Qiu and Wang (2024), "Efficient multimodal sampling via tempered distribution
-flow", JASA, Section 5.1:
+``gaussian_mixture`` is any such mixture from its options (``means``,
+``scales``, ``weights``), e.g. in a config::
+
+    config.data.name = "gaussian_mixture"
+    config.data.options.means = ((-4.0, 0.0), (4.0, 0.0))
+    config.data.options.scales = (0.5, 1.0)
+    config.data.options.weights = (0.7, 0.3)
+
+The other three registered targets are the two-dimensional multimodal
+examples of Qiu and Wang (2024), "Efficient multimodal sampling via tempered
+distribution flow", JASA, Section 5.1:
 
 * ``circle``: 8 equally weighted modes at 5 (cos 2 pi i / 8, sin 2 pi i / 8),
   isotropic sd 0.5;
@@ -173,6 +181,50 @@ def _jit_draw(target: Target, key: jax.Array, n: int) -> jax.Array:
     return target._draw(key, n)
 
 
+@TARGETS.register("gaussian_mixture")
+def gaussian_mixture(means: Any, scales: Any = 1.0, weights: Any = None,
+                     dtype: Any = jnp.float32) -> GaussianMixtureTarget:
+    """``sum_k w_k N(mu_k, diag(s_k^2))``: any mixture of axis-aligned Gaussians.
+
+    Args:
+        means: ``[K, d]`` component means (nested sequences).
+        scales: the components' sds: a scalar (all components, every
+            coordinate), ``[K]`` (isotropic per component) or ``[K, d]``
+            (per component and coordinate).
+        weights: ``[K]`` non-negative weights, normalized here; ``None`` or
+            empty: equal weights.
+
+    The target has the exact sampler and log density of
+    ``GaussianMixtureTarget``, and its modes are the components, so mode
+    metrics and ``true_weights()`` (the normalized ``weights``) score a
+    sampler's draws; both assume components far enough apart that the nearest
+    mean names the component a draw came from.
+    """
+    means64 = np.asarray(means, np.float64)
+    if means64.ndim != 2 or not means64.size:
+        raise ValueError(f"means must be [K, d] (a sequence of K points in d dimensions), "
+                         f"got shape {means64.shape}")
+    k, d = means64.shape
+    scales64 = np.asarray(scales, np.float64)
+    if weights is not None and not np.size(weights):
+        weights = None
+    if scales64.ndim == 2:
+        if scales64.shape != (k, d):
+            raise ValueError(f"scales must be a scalar, [K] = [{k}] or [K, d] = [{k}, {d}], "
+                             f"got shape {scales64.shape}")
+        if np.any(scales64 <= 0):
+            raise ValueError("scales must be positive")
+        covariances = scales64[:, :, None] ** 2 * np.eye(d)[None]  # [K, d, d]
+        # Mode sd: sqrt(tr(Sigma_k) / d), the root mean of the component's variances.
+        return GaussianMixtureTarget(means64, covariances, weights, name="gaussian_mixture",
+                                     dtype=dtype)
+    if scales64.ndim > 1 or (scales64.ndim == 1 and scales64.shape != (k,)):
+        raise ValueError(f"scales must be a scalar, [K] = [{k}] or [K, d] = [{k}, {d}], "
+                         f"got shape {scales64.shape}")
+    return GaussianMixtureTarget(means64, weights=weights, scale=scales64,
+                                 name="gaussian_mixture", dtype=dtype)
+
+
 @TARGETS.register("circle")
 def circle(num_modes: int = 8, radius: float = 5.0, sd: float = 0.5,
            dtype: Any = jnp.float32) -> GaussianMixtureTarget:
@@ -223,4 +275,5 @@ def cross(offset: float = 3.0, rho: float = 0.9, dtype: Any = jnp.float32
     return GaussianMixtureTarget(means, covs, name="cross", modes=modes, dtype=dtype)
 
 
-__all__: Sequence[str] = ("GaussianMixtureTarget", "circle", "grid", "cross")
+__all__: Sequence[str] = ("GaussianMixtureTarget", "gaussian_mixture", "circle", "grid",
+                          "cross")

@@ -28,7 +28,14 @@
   to ``metrics.jsonl`` (``"split": "train"``) with ``steps_per_sec`` and
   ``train_seconds``; ``grad_norm`` is the gradient norm of the window's last
   update (a ``TrainStep`` computes it only on the calls that end at a logging
-  step). ``eval_fn`` results go there with ``"split": "eval"``.
+  step). ``eval_fn`` results go there with ``"split": "eval"``. The records
+  of the call also come back in ``FitResult.records``.
+* **In memory.** With ``workdir=None`` nothing touches the disk: no
+  checkpoints, no ``metrics.jsonl``, no resume, and SIGINT / SIGTERM keep
+  their usual handlers (Ctrl-C raises ``KeyboardInterrupt`` at once; the
+  state is not saved anywhere). The non-finite guard, the logging window,
+  ``eval_fn``, the progress bar and ``steps_per_call`` work as with a
+  workdir, and the logs are in the returned ``FitResult``.
 """
 
 from __future__ import annotations
@@ -60,11 +67,15 @@ class NonFiniteError(FloatingPointError):
     """Training produced a NaN or infinity; the run stopped without saving it."""
 
     def __init__(self, step: int, name: str, value: float, last_checkpoint: Optional[int],
-                 directory: str):
+                 directory: Optional[str]):
         self.step, self.name, self.value = step, name, value
         self.last_checkpoint = last_checkpoint
-        where = (f"the last good checkpoint is step {last_checkpoint} in {directory}"
-                 if last_checkpoint is not None else "no checkpoint had been written yet")
+        if directory is None:
+            where = "nothing was saved (no workdir: training in memory)"
+        elif last_checkpoint is not None:
+            where = f"the last good checkpoint is step {last_checkpoint} in {directory}"
+        else:
+            where = "no checkpoint had been written yet"
         super().__init__(
             f"non-finite {name} = {value} at step {step}; training stopped and {where}. "
             f"Try a lower optim.lr, optim.grad_clip > 0, or check the data for NaNs.")
@@ -72,11 +83,24 @@ class NonFiniteError(FloatingPointError):
 
 @dataclasses.dataclass(frozen=True)
 class FitResult:
+    """What ``fit`` hands back.
+
+    Attributes:
+      state: the trained state (``state.params``: the parameters).
+      train_seconds: time in training calls (a resumed run counts earlier ones).
+      start_step: the step training (re)started from: > 0 after a resume.
+      steps: the step training ended at.
+      last_log: the last train record (loss, metrics, ``step``, ...).
+      records: the train and eval records this call logged, in order, as
+        written to ``metrics.jsonl`` (their only copy with ``workdir=None``).
+    """
+
     state: PyTree
     train_seconds: float
-    start_step: int  # the step training (re)started from: > 0 after a resume
+    start_step: int
     steps: int
-    last_log: Dict[str, float] = dataclasses.field(default_factory=dict)  # the last train record
+    last_log: Dict[str, float] = dataclasses.field(default_factory=dict)
+    records: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def stop_exception(signum: int, message: str) -> BaseException:
@@ -92,17 +116,19 @@ class DeferredSignals:
 
     A context manager. In the main thread it replaces the handlers of the
     signals that are not ignored; the first signal only sets ``received``, a
-    second one raises ``stop_exception`` at once. Elsewhere it installs
-    nothing (Python delivers signals to the main thread only). The previous
-    handlers come back on exit.
+    second one raises ``stop_exception`` at once. Elsewhere, or with
+    ``active=False``, it installs nothing (Python delivers signals to the main
+    thread only) and ``received`` stays ``None``. The previous handlers come
+    back on exit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, active: bool = True) -> None:
+        self.active = active
         self.received: Optional[int] = None
         self._previous: Dict[int, Any] = {}
 
     def __enter__(self) -> "DeferredSignals":
-        if threading.current_thread() is threading.main_thread():
+        if self.active and threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 previous = signal.getsignal(signum)
                 if previous is signal.SIG_IGN or previous is None:  # None: not set from Python
@@ -143,9 +169,10 @@ def _is_usable(state: PyTree) -> bool:
 
 
 def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
-        batch_fn: Callable[[int], PyTree], *, num_steps: int, workdir: str, mesh: Mesh,
-        log_every: int = 100, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
-        eval_every: int = 0, eval_fn: Optional[Callable[[PyTree, int], Mapping[str, Any]]] = None,
+        batch_fn: Callable[[int], PyTree], *, num_steps: int, workdir: Optional[str] = None,
+        mesh: Optional[Mesh] = None, log_every: int = 100, checkpoint_every: int = 1000,
+        keep_checkpoints: int = 3, eval_every: int = 0,
+        eval_fn: Optional[Callable[[PyTree, int], Mapping[str, Any]]] = None,
         steps_per_call: Optional[int] = None, batch_leading_axes: int = 0,
         shared_batch: Optional[bool] = None, save_final: bool = True,
         progress: Optional[bool] = None, desc: str = "train") -> FitResult:
@@ -159,9 +186,13 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
       batch_fn: ``batch_fn(step) -> host-local numpy batch`` for update ``step``
         (0-based); must be a pure function of ``step`` for exact resumes.
       num_steps: total number of updates (a resumed run counts earlier ones).
-      workdir: where ``metrics.jsonl`` and ``checkpoints/`` live.
-      mesh: the data mesh the step was built for.
-      log_every, checkpoint_every, eval_every: in updates (0 disables eval).
+      workdir: where ``metrics.jsonl`` and ``checkpoints/`` live; ``None``
+        trains in memory: no checkpoints, log file or resume, signals left
+        alone (see the module doc); the logs are in the returned ``records``.
+      mesh: the data mesh the step was built for (default: the mesh of a
+        ``TrainStep``).
+      log_every, checkpoint_every, eval_every: in updates (0 disables eval;
+        ``checkpoint_every`` and ``keep_checkpoints`` need a workdir).
       eval_fn: ``eval_fn(state, step) -> metrics`` (host floats).
       steps_per_call: updates per call of the step (default: the
         ``TrainStep``'s, else 1); every interval above must be a multiple of it.
@@ -190,28 +221,45 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
         steps_per_call, shared_batch = train_step.steps_per_call, train_step.shared_batch
     steps_per_call = 1 if steps_per_call is None else steps_per_call
     shared_batch = bool(shared_batch)
-    for name, value in (("num_steps", num_steps), ("log_every", log_every),
-                        ("checkpoint_every", checkpoint_every), ("eval_every", eval_every)):
+    if mesh is None:
+        mesh = getattr(train_step, "mesh", None)
+        if mesh is None:
+            raise ValueError("fit(mesh=None) needs a TrainStep (which knows its mesh); pass "
+                             "the mesh the step was built for")
+    in_memory = workdir is None
+    intervals = [("num_steps", num_steps), ("log_every", log_every), ("eval_every", eval_every)]
+    if not in_memory:
+        intervals.insert(2, ("checkpoint_every", checkpoint_every))
+    for name, value in intervals:
         if value < 0 or value % steps_per_call:
             raise ValueError(f"{name}={value} must be a non-negative multiple of "
                              f"steps_per_call={steps_per_call}")
-    if log_every == 0 or checkpoint_every == 0:
+    if log_every == 0 or (checkpoint_every == 0 and not in_memory):
         raise ValueError("log_every and checkpoint_every must be positive")
 
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=keep_checkpoints)
-    writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl"))
+    checkpointer = writer = None
+    if not in_memory:
+        checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=keep_checkpoints)
+        writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl"))
+    directory = None if in_memory else checkpointer.directory
     # Metrics of the current logging window, fetched and checked: name -> arrays.
     window: Dict[str, List[np.ndarray]] = {}
     state = replicate(state, mesh)
     train_seconds = 0.0
-    if checkpointer.latest_step() is not None:
+    last_saved = None if in_memory else checkpointer.latest_step()
+    if last_saved is not None:
         state, meta = checkpointer.restore(state)
         train_seconds = float(meta.get("train_seconds", 0.0))
         for name, saved in meta.get("window", {}).items():
             window[name] = [np.asarray(saved["values"], dtype=saved["dtype"])]
         writer.truncate_after(int(meta["step"]))
     start = int(jax.device_get(state.step))
-    last_saved = checkpointer.latest_step()
+    records: List[Dict[str, Any]] = []  # what this call logs
+
+    def emit(record: Dict[str, Any]) -> None:
+        records.append(record)
+        if writer is not None:
+            writer.write(record)
 
     def get_batch(step: int) -> PyTree:
         if shared_batch:
@@ -238,9 +286,9 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
             if bad is not None:
                 offset, name, value = bad
                 pending.clear()
-                writer.write({"step": first + offset + 1, "split": "train", name: value})
-                raise NonFiniteError(first + offset + 1, name, value, last_saved,
-                                     checkpointer.directory)
+                if writer is not None:
+                    writer.write({"step": first + offset + 1, "split": "train", name: value})
+                raise NonFiniteError(first + offset + 1, name, value, last_saved, directory)
             checked.append(metrics)
         pending.clear()
         for metrics in checked:
@@ -255,7 +303,7 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
                       steps_per_sec=window_steps / max(window_seconds, 1e-9),
                       train_seconds=train_seconds)
         window.clear()
-        writer.write(record)
+        emit(record)
         last_log.clear()
         last_log.update(record)
         if bar is not None:
@@ -266,8 +314,7 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
     def save(step: int) -> None:
         nonlocal last_saved, saving
         if not all_finite(state):
-            raise NonFiniteError(step, "parameters", float("nan"), last_saved,
-                                 checkpointer.directory)
+            raise NonFiniteError(step, "parameters", float("nan"), last_saved, directory)
         values = {name: np.concatenate(v) for name, v in window.items()}
         meta = {"train_seconds": train_seconds,
                 "window": {name: {"dtype": str(v.dtype), "values": v.tolist()}
@@ -297,7 +344,7 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
     in_flight = False  # a call may have consumed ``state`` without handing back its result
     stopping = False
     window_start = time.perf_counter()
-    signals = DeferredSignals()
+    signals = DeferredSignals(active=not in_memory)
     try:
         with signals:
             while step < num_steps:
@@ -308,8 +355,8 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
                 batch = get_batch(step)
                 next_step = step + steps_per_call
                 logged = next_step % log_every == 0 or next_step == num_steps
-                checkpointing = (next_step % checkpoint_every == 0
-                                 or (save_final and next_step == num_steps))
+                checkpointing = not in_memory and (next_step % checkpoint_every == 0
+                                                   or (save_final and next_step == num_steps))
                 in_flight = True
                 if is_train_step:
                     state, metrics = train_step(state, batch, log=logged)
@@ -333,14 +380,17 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
                     save(step)
                 if eval_fn is not None and eval_every and (step % eval_every == 0
                                                            or step == num_steps):
-                    writer.write(dict(eval_fn(state, step), step=step, split="eval"))
+                    emit(dict(eval_fn(state, step), step=step, split="eval"))
+            if in_memory and step > start and not all_finite(state):  # ``save`` checks otherwise
+                raise NonFiniteError(step, "parameters", float("nan"), None, None)
             if signals.received is not None:  # during the last step: still stop as asked
                 stopping = True
                 raise stop(signals.received, step)
     except (KeyboardInterrupt, SystemExit):
         # Raised by the code itself or by a second signal: keep what was done if the
         # state is one no call has consumed (a donated state cannot be read).
-        if not stopping and not in_flight and not saving and _is_usable(state):
+        if (not in_memory and not stopping and not in_flight and not saving
+                and _is_usable(state)):
             check()
             if step != last_saved:
                 save(step)
@@ -348,6 +398,7 @@ def fit(state: PyTree, train_step: Callable[..., Tuple[PyTree, Dict]],
     finally:
         if bar is not None:
             bar.close()
-        checkpointer.close()
+        if checkpointer is not None:
+            checkpointer.close()
     return FitResult(state=state, train_seconds=train_seconds, start_step=start, steps=step,
-                     last_log=dict(last_log))
+                     last_log=dict(last_log), records=records)
