@@ -87,12 +87,14 @@ def test_gan_loss_contract(name):
     real = 3.0 * jax.random.normal(real_key, (16,))  # critic outputs on a real batch
     fake = 3.0 * jax.random.normal(fake_key, (12,))  # and on a fake batch of another size
     critic_value = jax.jit(loss.critic)(real, fake)
-    gen_value = jax.jit(loss.generator)(fake)
+    # Losses whose generator compares with real data (mmd) take the real outputs too.
+    generator = (lambda f: loss.generator(f, real)) if loss.needs_real else loss.generator
+    gen_value = jax.jit(generator)(fake)
     for value in (critic_value, gen_value):
         assert value.shape == () and bool(jnp.isfinite(value))
     np.testing.assert_allclose(loss.critic(real, fake), critic_value, rtol=1e-5)
     grad_real, grad_fake = jax.grad(loss.critic, argnums=(0, 1))(real, fake)
-    grad_gen = jax.grad(loss.generator)(fake)
+    grad_gen = jax.grad(generator)(fake)
     for grad, like in ((grad_real, real), (grad_fake, fake), (grad_gen, fake)):
         assert grad.shape == like.shape and bool(jnp.all(jnp.isfinite(grad)))
     assert bool(jnp.any(grad_gen != 0))  # the generator gets a signal
@@ -188,6 +190,8 @@ def tiny_critic(params, x):  # [m, 2, 2, 1] -> [m]
 
 TARGET_OPTIONS = {
     "clayton": dict(dim=4),
+    "gaussian_mixture": dict(means=[(-2.0, 0.0, 1.0), (2.0, 1.0, 0.0)],
+                             scales=[(0.5, 1.0, 0.5), (1.0, 0.5, 0.5)], weights=[0.3, 0.7]),
     "latent_ebm": dict(decoder=tiny_decoder, decoder_params=jnp.ones((3, 4)) / 3.0,
                        critic=tiny_critic, critic_params=jnp.array([1.0, -1.0, 0.5, 2.0]),
                        latent_dim=3, image_shape=(2, 2, 1)),

@@ -22,17 +22,15 @@ LayerNorm) gave checkerboard textures and blobs, ``norm="pixel"`` with
 
 import ml_collections
 
-from experiments.configs.common import base_config
+from experiments.configs.gan_ring import gan_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = base_config()
-    config.data.name = "fashion_mnist"
+    config = gan_config("fashion_mnist")
     config.data.train_split = "train"
     config.data.test_split = "test"
     config.data.batch_size = 64
 
-    config.model = ml_collections.ConfigDict()
     config.model.name = "dcgan"
     config.model.latent_dim = 2
     config.model.loss = "non_saturating"
@@ -42,6 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.train.steps = 5_000  # outer steps: critic_steps discriminator + 1 generator update
     config.train.critic_steps = 1
+    config.train.ema_decay = 0.0  # the latent EBM reads the trained (not averaged) generator
     config.train.log_every = 100
     config.train.eval_every = 1_000
     config.train.checkpoint_every = 500
@@ -50,7 +49,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.critic_lr = 5e-4  # discriminator
     config.optim.b1 = 0.5
 
-    config.eval = ml_collections.ConfigDict()
     config.eval.num_test = 2_000   # held-out images the final D(x) / losses are averaged over
     config.eval.batch_size = 500
     return config

@@ -44,6 +44,11 @@ class MinMaxState:
 
     ``step`` counts outer steps; each outer step applies ``critic_steps``
     critic updates and one generator update (see ``make_minmax_step``).
+    ``game`` is any further state the game carries across steps and no
+    optimizer updates (BEGAN's balance ``k_t``, a critic's spectral-norm
+    power-iteration vectors, a noise schedule's counter): ``None`` unless the
+    step is built with ``stateful=True``, whose critic loss returns its next
+    value.
     """
 
     step: chex.Array
@@ -52,16 +57,18 @@ class MinMaxState:
     critic_params: PyTree
     critic_opt_state: PyTree
     key: chex.Array
+    game: PyTree = None
 
     @classmethod
     def create(cls, gen_params: PyTree, critic_params: PyTree,
                gen_optimizer: optax.GradientTransformation,
                critic_optimizer: optax.GradientTransformation,
-               key: chex.Array) -> "MinMaxState":
+               key: chex.Array, game: PyTree = None) -> "MinMaxState":
         return cls(step=jnp.zeros((), jnp.int32),
                    gen_params=gen_params, gen_opt_state=gen_optimizer.init(gen_params),
                    critic_params=critic_params,
-                   critic_opt_state=critic_optimizer.init(critic_params), key=key)
+                   critic_opt_state=critic_optimizer.init(critic_params), key=key,
+                   game=game)
 
 
 @jax.jit

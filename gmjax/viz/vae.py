@@ -41,8 +41,9 @@ def plot_gradient_variance(path: str, steps: Sequence[int],
                            variances: Mapping[str, Sequence[float]],
                            ylabel: str = "gradient variance (sum over encoder parameters)",
                            title: str = "") -> str:
-    """One line per estimator: the variance of its gradient against the training step, on a
-    log scale (values <= 0 are left out, a log axis cannot show them)."""
+    """One line per estimator: the variance of its gradient against the training step, both on
+    log scales (the steps on a symmetric one, so step 0 shows; values <= 0 are left out, a log
+    axis cannot show them)."""
     fig, axes = panels(1, 1, (6.0, 4.2))
     ax = axes[0, 0]
     for name, values in variances.items():
@@ -50,6 +51,10 @@ def plot_gradient_variance(path: str, steps: Sequence[int],
         keep = values > 0
         ax.plot(np.asarray(steps)[keep], values[keep], "o-", markersize=4, lw=1.2, label=name)
     ax.set_yscale("log")
-    style_axes(ax, "training step of the model", ylabel, "gradient estimator variance")
+    positive = np.asarray(steps)[np.asarray(steps) > 0]
+    ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0)
+    ax.set_xlim(0, float(max(steps)) * 1.3 if len(steps) else 1.0)
+    style_axes(ax, "training step of the model (symmetric log scale)", ylabel,
+               "gradient estimator variance")
     legend(ax)
     return save_figure(fig, path, title=title)

@@ -14,20 +14,32 @@ take:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Tuple
+from typing import Any, Callable, Dict, Mapping, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gmjax.models.gan.mixtures import MODE_MIXTURES
 from gmjax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from gmjax.objectives.adversarial import GameLoss, make_gan_losses, sample_latent
+from gmjax.nets.gan_mlp import MLPCritic, MLPGenerator
+from gmjax.objectives.adversarial import (GameLoss, GanGame, make_gan_game, make_gan_losses,
+                                          sample_latent)
 from gmjax.registry import Registry
 
 PyTree = Any
 
 # Image shape (H, W, C) of each data set a GAN here can be trained on.
 IMAGE_SHAPES = {"fashion_mnist": (28, 28, 1), "mnist": (28, 28, 1)}
+# Shape of one example of every data set a GAN here can be trained on: images and the
+# 2-D mode-coverage mixtures (gmjax.models.gan.mixtures).
+DATA_SHAPES = {**IMAGE_SHAPES, **{name: (2,) for name in MODE_MIXTURES}}
+# Mode-collapse remedies built into the critic (model.remedy).
+REMEDIES = ("none", "minibatch", "pacgan", "feature_matching", "unrolled")
+# The remedies that act on the losses, not on the critic's architecture (any network).
+LOSS_REMEDIES = ("none", "unrolled")
+# model.penalty: "default" keeps the loss's own penalty (gp for wgan_gp, ...).
+PENALTY_CHOICES = ("default", "none", "gp", "dragan", "r1", "r2")
 
 GAN_NETS: Registry[Callable[[Mapping[str, Any], Tuple[int, int, int]],
                             Tuple[nn.Module, nn.Module]]] = Registry("GAN network")
@@ -36,14 +48,80 @@ GAN_NETS: Registry[Callable[[Mapping[str, Any], Tuple[int, int, int]],
 @GAN_NETS.register("dcgan")
 def _dcgan(model: Mapping[str, Any], image_shape: Tuple[int, int, int]
            ) -> Tuple[nn.Module, nn.Module]:
+    if len(image_shape) != 3:
+        raise ValueError(f"dcgan needs images [H, W, C], got examples of shape {image_shape}: "
+                         f"use model.name='mlp' for vector data")
     h, w, c = image_shape
     if h != w or h % 4:
         raise ValueError(f"dcgan needs square images with a side divisible by 4, got {image_shape}")
+    if model.get("spectral_norm", False):
+        raise ValueError("model.spectral_norm=True needs model.name='mlp' (the dcgan critic "
+                         "has no spectrally normalized variant)")
+    if model.get("remedy", "none") not in LOSS_REMEDIES:
+        raise ValueError(f"model.remedy={model['remedy']!r} needs model.name='mlp'; dcgan "
+                         f"takes model.remedy in: {', '.join(LOSS_REMEDIES)}")
     channels, norm = int(model["channels"]), str(model.get("norm", "none"))
     upsample = str(model.get("upsample", "transpose"))
     return (DCGANGenerator(channels=channels, out_channels=c, base_size=h // 4, norm=norm,
                            upsample=upsample),
             DCGANDiscriminator(channels=channels, norm=norm))
+
+
+@GAN_NETS.register("mlp")
+def _mlp(model: Mapping[str, Any], data_shape: Tuple[int, ...]) -> Tuple[nn.Module, nn.Module]:
+    if len(data_shape) != 1:
+        raise ValueError(f"mlp GANs take vectors, got examples of shape {data_shape}: use "
+                         f"model.name='dcgan' for images")
+    hidden = tuple(int(w) for w in model["hidden"])
+    remedy = str(model.get("remedy", "none"))
+    if remedy not in REMEDIES:
+        raise ValueError(f"unknown model.remedy {remedy!r}; valid choices: {', '.join(REMEDIES)}")
+    pack = int(model["pack"]) if remedy == "pacgan" else 1
+    if remedy == "pacgan" and pack < 2:
+        raise ValueError(f"model.pack (PacGAN's samples per critic input) must be >= 2, got "
+                         f"{pack}")
+    kernels = int(model["minibatch_kernels"]) if remedy == "minibatch" else 0
+    if remedy == "minibatch" and kernels < 1:
+        raise ValueError(f"model.minibatch_kernels must be >= 1, got {kernels}")
+    critic = MLPCritic(hidden, spectral=bool(model.get("spectral_norm", False)),
+                       minibatch_kernels=kernels, pack=pack)
+    return MLPGenerator(hidden, out_dim=data_shape[0]), critic
+
+
+def game_options(model: Mapping[str, Any]) -> Dict[str, Any]:
+    """``GanConfig`` fields from a ``model`` config block (missing fields: defaults).
+
+    ``penalty="default"`` keeps the loss's own penalty; negative
+    ``penalty_weight`` / ``clip`` keep the loss's defaults.
+    """
+    options: Dict[str, Any] = {"loss": str(model.get("loss", "non_saturating"))}
+    penalty = str(model.get("penalty", "default"))
+    if penalty != "default":
+        if penalty not in PENALTY_CHOICES:
+            raise ValueError(f"unknown model.penalty {penalty!r}; valid choices: "
+                             f"{', '.join(PENALTY_CHOICES)}")
+        options["penalty"] = penalty
+    for name in ("penalty_weight", "clip"):
+        value = float(model.get(name, -1.0))
+        if value >= 0:
+            options[name] = value
+    for name in ("label_smoothing", "instance_noise", "consensus"):
+        options[name] = float(model.get(name, 0.0))
+    if options["instance_noise"] > 0:
+        options["instance_noise_anneal"] = int(model.get("instance_noise_anneal", 0))
+    options["spectral_norm"] = bool(model.get("spectral_norm", False))
+    remedy = str(model.get("remedy", "none"))
+    if remedy not in REMEDIES:
+        raise ValueError(f"unknown model.remedy {remedy!r}; valid choices: {', '.join(REMEDIES)}")
+    if remedy == "feature_matching":
+        options["feature_matching"] = True
+    if remedy == "unrolled":
+        options["unroll_steps"] = int(model["unroll_steps"])
+        options["unroll_lr"] = float(model["unroll_lr"])
+        if options["unroll_steps"] < 1:
+            raise ValueError(f"model.unroll_steps must be >= 1 with model.remedy='unrolled', "
+                             f"got {options['unroll_steps']}")
+    return options
 
 
 def to_model_space(x: jax.Array) -> jax.Array:  # [...] uint8 -> [...] float32 in [-1, 1]
@@ -86,6 +164,18 @@ class GAN:
         """``(critic_loss, gen_loss)`` on ``uint8`` data batches (see ``make_gan_losses``)."""
         return make_gan_losses(self.generator, self.discriminator, self.latent_dim, loss,
                                preprocess=to_model_space)
+
+    @property
+    def is_image(self) -> bool:
+        """Examples are images ``[H, W, C]`` (else vectors)."""
+        return len(self.image_shape) == 3
+
+    def game(self, model: Mapping[str, Any], critic_steps: int = 1) -> GanGame:
+        """The ``GanGame`` of a ``model`` config block (``game_options``), on data batches:
+        ``uint8`` images go to model space, vectors are used as they are."""
+        return make_gan_game(self.generator, self.discriminator, self.latent_dim,
+                             preprocess=to_model_space if self.is_image else None,
+                             critic_steps=int(critic_steps), **game_options(model))
 
     def generate(self, gen_params: PyTree, z: jax.Array) -> jax.Array:
         """``G(z)``: ``z [..., d] -> images [..., H, W, C]`` in model space [-1, 1]."""
