@@ -28,11 +28,18 @@ def x64():
         yield
 
 
+def normal_noise(key, n, dtype):
+    """``jax.random.normal(key, (n,), dtype)``, drawn at the next power of two and cut: the
+    same numbers (threefry counts elements one by one), one compile for many sizes."""
+    size = max(64, 1 << (n - 1).bit_length())
+    return jax.random.normal(key, (size,), dtype)[:n]
+
+
 def perturbed(layer, x, seed=0, scale=0.3):
     """``layer.init`` on x, then every floating leaf moved by ``scale`` * N(0, 1)."""
     flat, unravel = jax.flatten_util.ravel_pytree(layer.init(jax.random.PRNGKey(seed), x))
-    return unravel(flat + scale * jax.random.normal(jax.random.PRNGKey(seed + 1), flat.shape,
-                                                    flat.dtype))
+    return unravel(flat + scale * normal_noise(jax.random.PRNGKey(seed + 1), flat.size,
+                                               flat.dtype))
 
 
 def forward(layer, variables, z):
@@ -83,7 +90,7 @@ def test_made_with_tied_ranks_is_block_autoregressive_by_gradients():
     made = MADE(order=order, hidden=(16, 16), num_params=k, activation=jnp.tanh)
     x = jax.random.normal(jax.random.PRNGKey(40), (6,))
     params = perturbed(made, x[None])
-    jac = jax.jacfwd(lambda v: made.apply(params, v))(x)  # [D, k, D]
+    jac = jax.jit(jax.jacfwd(lambda v: made.apply(params, v)))(x)  # [D, k, D]
     depends = np.abs(np.asarray(jac)).max(axis=1) > 0
     rank = np.asarray(order)
     np.testing.assert_array_equal(depends, rank[None, :] < rank[:, None])
@@ -103,15 +110,17 @@ def test_maf_density_pass_and_iaf_sampling_pass_are_one_made_call():
     x = jax.random.normal(jax.random.PRNGKey(3), (8, 4))
     maf = build_layer("maf", (4,), 0)
     variables = perturbed(maf, x)
-    z, log_det = maf.apply(variables, x)  # normalizing direction: one pass on the data
-    z_ref, log_det_ref = affine_from_made(maf, variables, x)
+    # normalizing direction: one pass on the data
+    (z, log_det), (z_ref, log_det_ref) = jax.jit(
+        lambda v: (maf.apply(variables, v), affine_from_made(maf, variables, v)))(x)
     np.testing.assert_allclose(z, z_ref, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(log_det, log_det_ref, rtol=1e-6, atol=1e-6)
 
     iaf = build_layer("iaf", (4,), 0)
     variables = perturbed(iaf, x)
-    y, log_det = forward(iaf, variables, x)  # sampling direction: one pass on the latent
-    y_ref, log_det_ref = affine_from_made(iaf, variables, x)
+    # sampling direction: one pass on the latent
+    (y, log_det), (y_ref, log_det_ref) = jax.jit(
+        lambda v: (forward(iaf, variables, v), affine_from_made(iaf, variables, v)))(x)
     np.testing.assert_allclose(y, y_ref, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(log_det, log_det_ref, rtol=1e-6, atol=1e-6)
 
@@ -130,7 +139,7 @@ def test_order_is_reversed_on_odd_indices(name):
                 return forward(layer, variables, v[None])[0][0]
             return layer.apply(variables, v[None])[0][0]
 
-        jac = np.asarray(jax.jacfwd(one_pass)(x[0]))
+        jac = np.asarray(jax.jit(jax.jacfwd(one_pass))(x[0]))
         # Output i depends on input i and on every input before it in the order.
         np.testing.assert_array_equal(jac != 0, keep(np.ones((dim, dim))) != 0)
 
@@ -151,11 +160,17 @@ def test_block_autoregressive_spline_dependence_and_round_trip(index, x64):
                         bound=4.0)
     x = jax.random.normal(jax.random.PRNGKey(41), (5, dim), jnp.float64)
     variables = perturbed(layer, x, scale=0.2)
-    jac = np.asarray(jax.jacfwd(lambda v: layer.apply(variables, v[None])[0][0])(x[0]))
+
+    @jax.jit
+    def passes(v):
+        jac = jax.jacfwd(lambda u: layer.apply(variables, u[None])[0][0])(v[0])
+        z, log_det = layer.apply(variables, v)  # density direction: one pass
+        return jac, z, log_det, forward(layer, variables, z)  # sampling: one pass per rank
+
+    jac, z, log_det, (x_back, log_det_back) = passes(x)
+    jac = np.asarray(jac)
     allowed = (ranks[None, :] < ranks[:, None]) | np.eye(dim, dtype=bool)
     np.testing.assert_array_equal(jac != 0, allowed)
-    z, log_det = layer.apply(variables, x)  # density direction: one pass
-    x_back, log_det_back = forward(layer, variables, z)  # sampling: one pass per rank
     np.testing.assert_allclose(x_back, x, atol=1e-10)  # a pass short is off by O(1)
     np.testing.assert_allclose(log_det_back, -log_det, atol=1e-9)
 
@@ -167,7 +182,8 @@ def context_iaf(dim=5, context_dim=3, seed=20):
     h = jax.random.normal(jax.random.PRNGKey(seed + 1), (6, context_dim))
     variables = layer.init(jax.random.PRNGKey(seed + 2), z, h)
     flat, unravel = jax.flatten_util.ravel_pytree(variables)
-    variables = unravel(flat + 0.3 * jax.random.normal(jax.random.PRNGKey(seed + 3), flat.shape))
+    variables = unravel(flat + 0.3 * normal_noise(jax.random.PRNGKey(seed + 3), flat.size,
+                                                  flat.dtype))
     return layer, variables, z, h
 
 
@@ -194,13 +210,18 @@ def test_iaf_without_context_keeps_its_parameters():
 
 def test_iaf_context_changes_the_output_and_keeps_the_round_trip():
     layer, variables, z, h = context_iaf()
-    x, log_det = forward_with_context(layer, variables, z, h)
-    x2, log_det2 = forward_with_context(layer, variables, z, h + 1.0)
+
+    @jax.jit
+    def passes(z, h):
+        x, log_det = forward_with_context(layer, variables, z, h)
+        # One context per example, or one for the whole batch (broadcast).
+        x_one, _ = forward_with_context(layer, variables, z, h[0])
+        return (x, log_det), forward_with_context(layer, variables, z, h + 1.0), x_one, \
+            layer.apply(variables, x, h)  # __call__(x, context): x -> z
+
+    (x, log_det), (x2, log_det2), x_one, (z_back, inv_log_det) = passes(z, h)
     assert float(jnp.abs(x - x2).max()) > 1e-2 and float(jnp.abs(log_det - log_det2).max()) > 1e-3
-    # One context per example, or one for the whole batch (broadcast).
-    x_one, _ = forward_with_context(layer, variables, z, h[0])
     np.testing.assert_allclose(x_one[0], x[0], rtol=1e-5, atol=1e-5)
-    z_back, inv_log_det = layer.apply(variables, x, h)  # __call__(x, context): x -> z
     np.testing.assert_allclose(z_back, z, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(inv_log_det, -log_det, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="context"):
@@ -217,9 +238,9 @@ def test_iaf_with_context_is_autoregressive_by_gradients():
     def sample(v, c):  # one example: z [D], h [C] -> x [D]
         return forward_with_context(layer, variables, v[None], c[None])[0][0]
 
-    jac_z = np.asarray(jax.jacfwd(sample)(z[0], h[0]))  # [D, D]
-    np.testing.assert_array_equal(jac_z != 0, np.tril(np.ones((5, 5))) != 0)
-    jac_h = np.asarray(jax.jacfwd(sample, argnums=1)(z[0], h[0]))  # [D, C]
+    jac_z, jac_h = map(np.asarray, jax.jit(jax.jacfwd(sample, argnums=(0, 1)))(z[0], h[0]))
+    np.testing.assert_array_equal(jac_z != 0, np.tril(np.ones((5, 5))) != 0)  # jac_z [D, D]
+    # jac_h [D, C]:
     # x_0 = z_0 exp(s_0) + t_0 with (s_0, t_0) from the biases alone: no path from h;
     # every later x_i sees h through the first hidden layer.
     assert np.all(jac_h[0] == 0) and np.all(np.abs(jac_h[1:]).max(axis=1) > 0)
@@ -236,14 +257,17 @@ def test_block_autoregressive_inverse_far_out_and_its_derivatives(x64):
     z = jnp.array([[0.0, 0.0, 0.0], [40.0, -3.0, 1e-3], [-1e3, 250.0, 7.5],
                    [0.5, -0.25, 1e4]])
     variables = perturbed(layer, z, scale=0.3)
-    x, log_det = forward(layer, variables, z)
-    z_back, inv_log_det = layer.apply(variables, x)
+
+    @jax.jit
+    def passes(z):
+        x, log_det = forward(layer, variables, z)
+        jac_inv = jax.jacfwd(lambda v: layer.apply(variables, v[None])[0][0])(x[1])
+        jac_fwd = jax.jacfwd(lambda v: forward(layer, variables, v[None])[0][0])(z[1])
+        return x, log_det, layer.apply(variables, x), jac_inv, jac_fwd
+
+    x, log_det, (z_back, inv_log_det), jac_inv, jac_fwd = passes(z)
     np.testing.assert_allclose(z_back, z, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(inv_log_det, -log_det, rtol=1e-10, atol=1e-10)
-
-    inverse = jax.jit(lambda v: layer.apply(variables, v[None])[0][0])
-    jac_inv = jax.jacfwd(inverse)(x[1])
-    jac_fwd = jax.jacfwd(lambda v: forward(layer, variables, v[None])[0][0])(z[1])
     np.testing.assert_allclose(jac_inv @ jac_fwd, np.eye(dim), atol=1e-9)
 
     flat, unravel = jax.flatten_util.ravel_pytree(variables)
@@ -255,7 +279,7 @@ def test_block_autoregressive_inverse_far_out_and_its_derivatives(x64):
         z, ld = layer.apply(unravel(theta), data)
         return -jnp.mean(ld - 0.5 * jnp.sum(z ** 2, axis=-1))
 
-    direction = jax.random.normal(jax.random.PRNGKey(26), flat.shape, jnp.float64)
+    direction = normal_noise(jax.random.PRNGKey(26), flat.size, jnp.float64)
     eps = 1e-6
     numeric = (nll(flat + eps * direction)[0] - nll(flat - eps * direction)[0]) / (2 * eps)
     np.testing.assert_allclose(jnp.dot(nll(flat)[1], direction), numeric, rtol=1e-6)
@@ -278,9 +302,13 @@ def test_block_autoregressive_flow_density_integrates_to_one():
     variables = perturbed(flow, data, scale=0.3)
     np.testing.assert_allclose(grid_mass(flow, variables, h=0.1), 1.0, atol=5e-3)
     # Samples and their log-densities come from the forward pass and agree with log_prob.
-    x, log_q = flow.apply(variables, jax.random.PRNGKey(28), 64, method=Flow.sample_and_log_prob)
-    np.testing.assert_allclose(flow.apply(variables, x, method=Flow.log_prob), log_q,
-                               rtol=1e-4, atol=1e-4)
+    @jax.jit
+    def draws(v, key):
+        x, log_q = flow.apply(v, key, 64, method=Flow.sample_and_log_prob)
+        return log_q, flow.apply(v, x, method=Flow.log_prob)
+
+    log_q, log_p = draws(variables, jax.random.PRNGKey(28))
+    np.testing.assert_allclose(log_p, log_q, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------- splines
@@ -292,10 +320,11 @@ def test_spline_is_the_identity_outside_the_bound(name):
     outside = jnp.sign(inside) * (5.5 + jnp.abs(inside))  # |x| in [5.5, 9.5], B = 5
     layer = build_layer(name, (4,), 0)
     variables = perturbed(layer, inside, scale=0.5)
-    y, log_det = forward(layer, variables, outside)
+    forward_jit = jax.jit(lambda v: forward(layer, variables, v))
+    y, log_det = forward_jit(outside)
     np.testing.assert_allclose(y, outside, atol=1e-5)
     np.testing.assert_allclose(log_det, 0.0, atol=1e-5)
-    y, _ = forward(layer, variables, inside)
+    y, _ = forward_jit(inside)
     assert float(jnp.abs(y - inside).max()) > 1e-2  # ... and not inside it
 
 
@@ -319,7 +348,7 @@ def test_gather_spline_equals_distrax_values_log_dets_and_gradients(x64):
             bijector = bijector_of(theta)
             y, log_det = getattr(bijector, f"{direction}_and_log_det")(x)
             return jnp.sum(jnp.sin(y) + log_det), (y, log_det)
-        return jax.value_and_grad(total, has_aux=True)(theta)
+        return jax.jit(jax.value_and_grad(total, has_aux=True))(theta)
 
     ours = lambda t: RationalQuadraticSpline(jnp.moveaxis(t, -1, 0), bound)  # parameters first
     theirs = lambda t: distrax.RationalQuadraticSpline(t, -bound, bound,
@@ -476,7 +505,7 @@ def test_gradient_through_the_iterative_inverses_matches_finite_differences(x64)
     def nll(theta):
         return -jnp.mean(flow.apply(unravel(theta), x, method=Flow.log_prob))
 
-    direction = jax.random.normal(jax.random.PRNGKey(16), flat.shape, jnp.float64)
+    direction = normal_noise(jax.random.PRNGKey(16), flat.size, jnp.float64)
     eps = 1e-5
     numeric = (nll(flat + eps * direction) - nll(flat - eps * direction)) / (2 * eps)
     analytic = jnp.dot(jax.jit(jax.grad(nll))(flat), direction)

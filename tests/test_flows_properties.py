@@ -16,7 +16,10 @@ layer-by-layer path against base density and eager log-det, and the log-det
 against the autodiff Jacobian. Every recipe is invertible, so every recipe
 is checked.
 
-A new registration is tested here without further code.
+A new registration is tested here without further code. The checks of a layer
+run under one jit per layer, index and dtype (op-by-op execution compiles every
+operation on its own); only the comparison of jit with eager execution runs
+the eager path.
 """
 
 import functools
@@ -36,22 +39,40 @@ TOLERANCE = {jnp.float32: dict(rtol=2e-4, atol=2e-4), jnp.float64: dict(rtol=1e-
 N = 6
 
 
+@functools.lru_cache(maxsize=None)
+def _layer(name, index):
+    spec = FLOWS.layers.get(name)
+    return build_layer(name, EVENT_SHAPES[spec.event_rank], index)
+
+
 def make(name, dtype, index=0, perturb=0.1, seed=0):
     """``(layer, perturbed params, latents z)``: z has the shape of the layer's normalizing
-    output, which is the event shape except for squeeze."""
-    spec = FLOWS.layers.get(name)
-    event = EVENT_SHAPES[spec.event_rank]
-    layer = build_layer(name, event, index)
-    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
-    x = jax.random.normal(keys[0], (N, *event), dtype)
-    params = layer.init(keys[1], x)
-    params = jax.tree.map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p,
-                          params)
-    leaves, tree = jax.tree.flatten(params)
-    noise = jax.random.split(keys[2], len(leaves))
-    leaves = [p + perturb * jax.random.normal(k, p.shape, p.dtype)
-              if jnp.issubdtype(p.dtype, jnp.floating) else p for p, k in zip(leaves, noise)]
-    params = jax.tree.unflatten(tree, leaves)
+    output, which is the event shape except for squeeze. Cached, so the tests of one layer
+    share it."""
+    return _make(name, dtype, index, perturb, seed)
+
+
+@functools.lru_cache(maxsize=None)
+def _initialized(name, index, seed):
+    """``(params, x)`` in float64 numpy: ``layer.init`` on a float32 batch x ~ N(0, I) from
+    numpy. Eager, once per layer for both dtypes: a jitted init compiles a random draw per
+    parameter (seconds on CPU), eager draws compile once per shape for the whole module."""
+    layer = _layer(name, index)
+    event = EVENT_SHAPES[FLOWS.layers.get(name).event_rank]
+    x = np.random.default_rng(seed).standard_normal((N, *event))
+    params = layer.init(jax.random.PRNGKey(seed), jnp.asarray(x, jnp.float32))
+    return jax.tree.map(np.asarray, params), x
+
+
+@functools.lru_cache(maxsize=None)
+def _make(name, dtype, index, perturb, seed):
+    layer = _layer(name, index)
+    params, x = _initialized(name, index, seed)
+    rng = np.random.default_rng(seed + 1)
+    params = jax.tree.map(
+        lambda p: jnp.asarray(p + perturb * rng.standard_normal(p.shape), dtype)
+        if np.issubdtype(p.dtype, np.floating) else jnp.asarray(p), params)
+    x = jnp.asarray(x, dtype)
     latent_shape = jax.eval_shape(layer.apply, params, x)[0].shape
     if latent_shape != x.shape:
         x = jnp.asarray(np.random.default_rng(seed).standard_normal(latent_shape), dtype)
@@ -64,6 +85,36 @@ def forward(layer, params, x):
 
 def inverse(layer, params, y):
     return layer.apply(params, y, method=lambda m, v: m.bijector().inverse_and_log_det(v))
+
+
+@functools.lru_cache(maxsize=None)
+def _contract(name, index, dtype):
+    """One jitted function for the round trip and (index 0) the autodiff log-dets of a layer:
+    ``(params, z) -> forward, inverse of its output, __call__ on it, slogdet of the Jacobian at
+    the first two examples``."""
+    layer = _layer(name, index)
+
+    @jax.jit
+    def contract(params, x):
+        latent = x.shape[1:]
+        y, ld_fwd = forward(layer, params, x)
+        x_back, ld_inv = inverse(layer, params, y)
+        z, ld_call = layer.apply(params, y)  # __call__ is the normalizing direction
+        if index != 0:
+            return y, ld_fwd, x_back, ld_inv, z, ld_call, None
+
+        def f(v):  # one example: [prod(latent)] -> [prod(event)]
+            return forward(layer, params, v.reshape(1, *latent))[0].reshape(-1)
+
+        jacobians = jax.vmap(jax.jacfwd(f))(x[:2].reshape(2, -1))
+        return y, ld_fwd, x_back, ld_inv, z, ld_call, jnp.linalg.slogdet(jacobians)
+
+    return contract
+
+
+def contract_of(name, dtype, index=0, perturb=0.1):
+    layer, params, x = make(name, dtype, index, perturb)
+    return x, _contract(name, index, dtype)(params, x)
 
 
 NAMES = FLOWS.layers.names()
@@ -82,60 +133,56 @@ def dtype(request):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("index", [0, 1])
 def test_round_trip_and_log_dets(name, index, dtype):
-    layer, params, x = make(name, dtype, index)
-    y, ld_fwd = forward(layer, params, x)
+    x, (y, ld_fwd, x_back, ld_inv, z, ld_call, _) = contract_of(name, dtype, index)
     event = EVENT_SHAPES[FLOWS.layers.get(name).event_rank]
     assert y.shape == (N, *event) and ld_fwd.shape == (N,)
     assert y.dtype == dtype
-    x_back, ld_inv = inverse(layer, params, y)
     np.testing.assert_allclose(x_back, x, **TOLERANCE[dtype])
     np.testing.assert_allclose(ld_inv, -ld_fwd, **TOLERANCE[dtype])
     # __call__ is the normalizing direction.
-    z, ld_call = layer.apply(params, y)
     np.testing.assert_allclose(z, x, **TOLERANCE[dtype])
     np.testing.assert_allclose(ld_call, ld_inv, **TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_log_det_matches_autodiff_jacobian(name, dtype):
-    layer, params, x = make(name, dtype)
-    latent = x.shape[1:]
-    _, ld = forward(layer, params, x)
+    _, (_, ld, *_, (sign, logabsdet)) = contract_of(name, dtype)
     for i in range(2):
-        def f(v):
-            return forward(layer, params, v.reshape(1, *latent))[0].reshape(-1)
-
-        jac = jax.jacfwd(f)(x[i].reshape(-1))
-        sign, logabsdet = jnp.linalg.slogdet(jac)
-        assert sign != 0
-        np.testing.assert_allclose(ld[i], logabsdet, **TOLERANCE[dtype])
+        assert sign[i] != 0
+        np.testing.assert_allclose(ld[i], logabsdet[i], **TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_jit_and_vmap_agree(name):
     layer, params, x = make(name, jnp.float32)
-    y, ld = forward(layer, params, x)
-    y_jit, ld_jit = jax.jit(lambda p, v: forward(layer, p, v))(params, x)
-    np.testing.assert_allclose(y_jit, y, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(ld_jit, ld, rtol=1e-5, atol=1e-5)
-    y_map, ld_map = jax.vmap(lambda v: forward(layer, params, v[None]))(x)
-    np.testing.assert_allclose(y_map[:, 0], y, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(ld_map[:, 0], ld, rtol=1e-5, atol=1e-5)
-    # The normalizing direction inside the data-parallel shard_map of the train steps (its
-    # loops must carry the batch's varying axis), on a one-device mesh.
+    y, ld = forward(layer, params, x)  # without jit: op by op
+
+    # Under one jit: the forward pass, the forward pass mapped over single examples, and the
+    # normalizing direction inside the data-parallel shard_map of the train steps (its loops
+    # must carry the batch's varying axis), on a one-device mesh.
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
     P = jax.sharding.PartitionSpec
-    normalize = jax.jit(jax.shard_map(layer.apply, mesh=mesh, in_specs=(P(), P("data")),
-                                      out_specs=P("data")))
-    x_back, ld_back = normalize(params, y)
+    normalize = jax.shard_map(layer.apply, mesh=mesh, in_specs=(P(), P("data")),
+                              out_specs=P("data"))
+
+    @jax.jit
+    def jitted(p, v, u):
+        return (forward(layer, p, v), jax.vmap(lambda w: forward(layer, p, w[None]))(v),
+                normalize(p, u))
+
+    (y_jit, ld_jit), (y_map, ld_map), (x_back, ld_back) = jitted(params, x, y)
+    np.testing.assert_allclose(y_jit, y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ld_jit, ld, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y_map[:, 0], y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ld_map[:, 0], ld, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(x_back, x, rtol=2e-4, atol=2e-4)
     np.testing.assert_allclose(ld_back, -ld, rtol=2e-4, atol=2e-4)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if FLOWS.layers.get(n).identity_at_init])
 def test_identity_at_initialization(name):
-    layer, params, x = make(name, jnp.float32, perturb=0.0)
-    y, ld = forward(layer, params, x)
+    # The round trip's compiled passes, on the parameters as initialized (no perturbation).
+    x, (y, ld, *_) = contract_of(name, jnp.float32, perturb=0.0)
     np.testing.assert_allclose(y, x, atol=1e-6)
     np.testing.assert_allclose(ld, 0.0, atol=1e-6)
 
@@ -153,13 +200,16 @@ def test_parameter_gradients_are_finite_and_nonzero(name):
     def nll(p):
         return -jnp.mean(flow.apply(p, x, method=Flow.log_prob))
 
-    grads = jax.grad(nll)(flow_params)
-    norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grads)]
+    @jax.jit
+    def grads_and_log_probs(p):
+        return jax.grad(nll)(p), flow.apply(p, x), flow.apply(p, x, method=Flow.log_prob)
+
+    grads, log_p_layers, log_p = grads_and_log_probs(flow_params)
+    norms = [float(np.linalg.norm(np.asarray(g).ravel())) for g in jax.tree.leaves(grads)]
     assert all(np.isfinite(norms))
     assert max(norms, default=0.0) > 0 or not jax.tree.leaves(params.get("params", {}))
     # The layer-by-layer __call__ path and distrax's log_prob agree.
-    np.testing.assert_allclose(flow.apply(flow_params, x), flow.apply(flow_params, x, method=Flow.log_prob),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(log_p_layers, log_p, rtol=1e-5, atol=1e-5)
 
 
 # Recipes -----------------------------------------------------------------------------------
