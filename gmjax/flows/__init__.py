@@ -23,3 +23,6 @@ from gmjax.flows.registry import (FLOWS, FlowRegistry, LayerSpec, RecipeSpec, bu
 
 __all__ = ["Flow", "FlowLayer", "FLOWS", "FlowRegistry", "LayerSpec", "RecipeSpec",
            "build_layer", "build_recipe", "register_layer", "register_recipe", "stack"]
+from gmjax.flows.continuous import CNF, CNFBijector, cnf_flow  # noqa: E402
+
+__all__ += ["CNF", "CNFBijector", "cnf_flow"]
