@@ -65,6 +65,22 @@ _EVENTS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def stop_handlers_unchanged():
+    """A test leaves SIGINT and SIGTERM with the handlers it found: ``fit`` swaps them while
+    it trains, and a handler left behind would swallow the next Ctrl-C."""
+    import signal
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    before = [signal.getsignal(s) for s in signals]
+    yield
+    after = [signal.getsignal(s) for s in signals]
+    for signum, old, new in zip(signals, before, after):
+        if new is not old:
+            signal.signal(signum, old if old is not None else signal.SIG_DFL)
+    assert after == before, f"signal handlers changed by the test: {before} -> {after}"
+
+
 @pytest.fixture
 def repo_root() -> str:
     return ROOT

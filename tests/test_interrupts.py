@@ -29,6 +29,18 @@ NUM_STEPS = 1000
 STOPS = 12
 
 
+@pytest.fixture(autouse=True)
+def default_stop_handlers():
+    """Python's own SIGINT / SIGTERM handlers for each test: a shell that starts pytest in
+    the background hands it SIGINT ignored, and ``fit`` leaves an ignored signal ignored."""
+    before = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for signum, handler in zip((signal.SIGINT, signal.SIGTERM), before):
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
 # ------------------------------------------------------------------ the worker
 
 
