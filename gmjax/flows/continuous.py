@@ -41,6 +41,7 @@ import jax.numpy as jnp
 
 from gmjax.flows.base import Flow, FlowLayer
 from gmjax.flows.ode import ODEOptions, ODEResult, Velocity, integrate
+from gmjax.flows.registry import register_layer
 from gmjax.nets.time_mlp import TimeMLP
 
 PROBE_RNG = "probe"  # the Flax RNG stream a CNF layer draws Hutchinson probes from
@@ -57,15 +58,19 @@ class CNFBijector(distrax.Bijector):
         construction.
       key: draws the Hutchinson probes; required when ``options.trace == "hutchinson"``.
         The forward and inverse solves use the same key.
-      t0, t1: the latent and data ends of the time interval.
+      t0, t1: the latent and data ends of the time interval (t0 > t1 runs the sampling
+        direction backwards in time, as OT-Flow does).
+      divergence, running_cost: a model's own exact divergence and running costs
+        (``gmjax.flows.ode.integrate``; OT-Flow's Hessian trace, transport cost and HJB
+        penalty).
     """
 
     def __init__(self, velocity: Velocity, args=None, *, event_ndims: int = 1,
                  options: ODEOptions = ODEOptions(), key: Optional[jax.Array] = None,
-                 t0: float = 0.0, t1: float = 1.0):
+                 t0: float = 0.0, t1: float = 1.0, divergence=None, running_cost=None):
         super().__init__(event_ndims_in=event_ndims)
         options.check()
-        if options.trace == "hutchinson" and key is None:
+        if options.trace == "hutchinson" and key is None and divergence is None:
             raise ValueError("a CNF with trace='hutchinson' needs a key for its probes: pass "
                              "key=..., or rngs={'probe': key} to the Flax apply")
         self.velocity = velocity
@@ -73,10 +78,13 @@ class CNFBijector(distrax.Bijector):
         self.options = options
         self.key = key
         self.t0, self.t1 = t0, t1
+        self.divergence, self.running_cost = divergence, running_cost
 
-    def _solve(self, y: jax.Array, t0: float, t1: float) -> ODEResult:
+    def _solve(self, y: jax.Array, t0: float, t1: float, regularize: bool = False,
+               costs: bool = False) -> ODEResult:
         return integrate(self.velocity, y, t0, t1, args=self.args, options=self.options,
-                         key=self.key)
+                         key=self.key, regularize=regularize, divergence=self.divergence,
+                         running_cost=self.running_cost if costs else None)
 
     def forward_and_log_det(self, z: jax.Array) -> Tuple[jax.Array, jax.Array]:
         """``z -> (x, int_{t0}^{t1} tr(dv/dy) dt)``."""
@@ -88,13 +96,17 @@ class CNFBijector(distrax.Bijector):
         result = self._solve(x, self.t1, self.t0)
         return result.y, result.log_det
 
-    def forward_with_stats(self, z: jax.Array) -> ODEResult:
-        """The forward solve with its function-evaluation count (``ODEResult.nfe``)."""
-        return self._solve(z, self.t0, self.t1)
+    def forward_with_stats(self, z: jax.Array, regularize: bool = False,
+                           costs: bool = False) -> ODEResult:
+        """The forward solve with its function-evaluation count (``ODEResult.nfe``); with
+        ``regularize`` the RNODE terms, with ``costs`` the model's running costs."""
+        return self._solve(z, self.t0, self.t1, regularize, costs)
 
-    def inverse_with_stats(self, x: jax.Array) -> ODEResult:
-        """The inverse solve with its function-evaluation count."""
-        return self._solve(x, self.t1, self.t0)
+    def inverse_with_stats(self, x: jax.Array, regularize: bool = False,
+                           costs: bool = False) -> ODEResult:
+        """The inverse (density) solve with its function-evaluation count, RNODE terms
+        (``regularize``) and running costs (``costs``)."""
+        return self._solve(x, self.t1, self.t0, regularize, costs)
 
 
 class CNF(FlowLayer):
@@ -159,4 +171,15 @@ def cnf_flow(event_shape: Tuple[int], hidden: Sequence[int] = (64, 64), embed_di
     return Flow(layers=[layer], event_shape=tuple(event_shape))
 
 
-__all__ = ["CNF", "CNFBijector", "PROBE_RNG", "cnf_flow"]
+@register_layer("cnf", event_rank=1, approximate=True)
+def cnf_layer(event_shape: Tuple[int], index: int = 0, hidden: Sequence[int] = (16,),
+              embed_dim: int = 8, solver: str = "rk4", num_steps: int = 8,
+              trace: str = "exact") -> CNF:
+    """Continuous normalizing flow (FFJORD): a TimeMLP velocity over [0, 1], fixed-step RK4 by
+    default (inverse and log-det hold to the solver's accuracy)."""
+    del index  # every CNF layer is alike
+    return CNF(dim=event_shape[0], hidden=tuple(hidden), embed_dim=embed_dim,
+               options=ODEOptions(solver=solver, num_steps=num_steps, trace=trace))
+
+
+__all__ = ["CNF", "CNFBijector", "PROBE_RNG", "cnf_flow", "cnf_layer"]

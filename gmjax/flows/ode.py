@@ -34,6 +34,18 @@ Choices, each by name (a bad name fails with the valid ones listed):
   (``diffrax.BacksolveAdjoint``, Chen et al. 2018: O(1) memory, gradients exact
   only up to the solver's tolerance).
 
+Running costs (``integrate(..., regularize=True)``), integrated alongside the
+state over |dt| (so they are positive whichever way the solve runs): the RNODE
+regularizers of Finlay, Jacobsen, Nurbekyan and Oberman (2020, "How to train
+your neural ODE"), the kinetic energy ``int ||v||^2 dt`` and the Jacobian
+Frobenius norm ``int ||dv/dy||_F^2 dt``. The Frobenius term follows the trace
+estimator: the exact trace's full Jacobian gives it exactly, Hutchinson's
+Jacobian-vector product gives ``||J eps||^2``, an unbiased estimate
+(``E[eps^T J^T J eps] = tr(J^T J)``) at no extra cost. A model may also bring
+its own divergence (``divergence=``, e.g. OT-Flow's exact Hessian trace) and
+its own running costs (``running_cost=``, e.g. OT-Flow's transport cost and
+HJB penalty).
+
 The velocity is called on batches, ``velocity(y [n, *event], t, args) ->
 [n, *event]``, and every row must depend on its own row only (as any per-sample
 network does). Parameters that gradients should reach go through ``args``:
@@ -156,12 +168,19 @@ class ODEResult(NamedTuple):
       nfe: velocity evaluations of the solve (scalar int; steps times stages per step,
         rejected adaptive steps included).
       num_steps: solver steps taken (accepted and rejected).
+      kinetic: ``[n]`` ``int ||v||^2 |dt|`` (``regularize=True``; else None).
+      frobenius: ``[n]`` ``int ||dv/dy||_F^2 |dt|``, exact or Hutchinson like the trace
+        (``regularize=True``; else None).
+      costs: ``[n, k]`` the integrated ``running_cost`` over |dt| (else None).
     """
 
     y: jax.Array
     log_det: jax.Array
     nfe: jax.Array
     num_steps: jax.Array
+    kinetic: Optional[jax.Array] = None
+    frobenius: Optional[jax.Array] = None
+    costs: Optional[jax.Array] = None
 
 
 def draw_probe(key: jax.Array, shape, probe: str, dtype=jnp.float32) -> jax.Array:
@@ -183,20 +202,48 @@ def _row_field(velocity: Velocity, event_shape, t, args) -> Callable[[jax.Array]
     return field
 
 
-def exact_divergence(velocity: Velocity, y: jax.Array, t: jax.Array, args: PyTree = None
-                     ) -> tuple[jax.Array, jax.Array]:
-    """``(v(y, t) [n, *event], tr(dv/dy) [n])``, the trace from the full per-row Jacobian."""
+def _exact_terms(velocity: Velocity, y: jax.Array, t: jax.Array, args: PyTree
+                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(v [n, *event], tr(J) [n], ||J||_F^2 [n])`` from the full per-row Jacobian J.
+
+    Rows are independent, so column k of every row's Jacobian is one Jacobian-vector
+    product of the whole batch with the k-th basis vector in every row: d products on
+    the batch (per-row Jacobians under ``vmap`` turn each layer into many tiny products).
+    """
+    n = y.shape[0]
+    dim = int(np.prod(y.shape[1:]))
+
+    def field(flat):
+        return velocity(flat.reshape(y.shape), t, args).reshape(n, dim)
+
+    flat = y.reshape(n, dim)
+    basis = jnp.broadcast_to(jnp.eye(dim, dtype=y.dtype)[:, None, :], (dim, n, dim))
+    value, linear = jax.linearize(field, flat)
+    columns = jax.vmap(linear)(basis)                       # [k, n, i] = J[n]_{ik}
+    div = jnp.einsum("knk->n", columns)
+    frob = jnp.sum(columns ** 2, axis=(0, 2))
+    return value.reshape(y.shape), div, frob
+
+
+def _hutchinson_terms(velocity: Velocity, y: jax.Array, t: jax.Array, probe: jax.Array,
+                      args: PyTree) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(v, eps^T J eps, ||J eps||^2)``: unbiased for ``tr(J)`` and ``||J||_F^2``."""
     event_shape = y.shape[1:]
     dim = int(np.prod(event_shape))
 
-    def one(row):
-        field = _row_field(velocity, event_shape, t, args)
-        value = field(row)
-        jac = jax.jacfwd(field)(row)
-        return value, jnp.trace(jac)
+    def one(row, eps):
+        value, jvp = jax.jvp(_row_field(velocity, event_shape, t, args), (row,), (eps,))
+        return value, jnp.vdot(eps, jvp), jnp.sum(jvp ** 2)
 
-    value, div = jax.vmap(one)(y.reshape(y.shape[0], dim))
-    return value.reshape(y.shape), div
+    value, div, frob = jax.vmap(one)(y.reshape(y.shape[0], dim), probe.reshape(y.shape[0], dim))
+    return value.reshape(y.shape), div, frob
+
+
+def exact_divergence(velocity: Velocity, y: jax.Array, t: jax.Array, args: PyTree = None
+                     ) -> tuple[jax.Array, jax.Array]:
+    """``(v(y, t) [n, *event], tr(dv/dy) [n])``, the trace from the full per-row Jacobian."""
+    value, div, _ = _exact_terms(velocity, y, t, args)
+    return value, div
 
 
 def hutchinson_divergence(velocity: Velocity, y: jax.Array, t: jax.Array, probe: jax.Array,
@@ -207,20 +254,18 @@ def hutchinson_divergence(velocity: Velocity, y: jax.Array, t: jax.Array, probe:
     Args:
       probe: ``[n, *event]``, one probe per row.
     """
-    event_shape = y.shape[1:]
-    dim = int(np.prod(event_shape))
-
-    def one(row, eps):
-        value, jvp = jax.jvp(_row_field(velocity, event_shape, t, args), (row,), (eps,))
-        return value, jnp.vdot(eps, jvp)
-
-    value, div = jax.vmap(one)(y.reshape(y.shape[0], dim), probe.reshape(y.shape[0], dim))
-    return value.reshape(y.shape), div
+    value, div, _ = _hutchinson_terms(velocity, y, t, probe, args)
+    return value, div
 
 
 def integrate(velocity: Velocity, y0: jax.Array, t0: float, t1: float, *,
               args: PyTree = None, options: ODEOptions = ODEOptions(),
-              key: Optional[jax.Array] = None, log_det: bool = True) -> ODEResult:
+              key: Optional[jax.Array] = None, log_det: bool = True,
+              regularize: bool = False,
+              divergence: Optional[Callable[[jax.Array, jax.Array, PyTree],
+                                            tuple[jax.Array, jax.Array]]] = None,
+              running_cost: Optional[Callable[[jax.Array, jax.Array, PyTree], jax.Array]] = None
+              ) -> ODEResult:
     """Solves ``dy/dt = v(y, t)`` from t0 to t1 (t1 < t0 integrates backwards in time),
     with ``log|det dy(t1)/dy(t0)| = int tr(dv/dy) dt`` alongside when ``log_det``.
 
@@ -232,32 +277,65 @@ def integrate(velocity: Velocity, y0: jax.Array, t0: float, t1: float, *,
       options: solver, trace estimator, probes, adjoint (``ODEOptions``).
       key: draws the Hutchinson probes; required for ``trace="hutchinson"``.
       log_det: integrate the divergence too (False solves the state only).
+      regularize: integrate the RNODE terms too (``ODEResult.kinetic``, ``.frobenius``),
+        the Frobenius norm with the trace estimator of ``options``.
+      divergence: ``(y, t, args) -> (v [n, *event], tr(dv/dy) [n])``, a model's own exact
+        divergence; replaces ``options.trace`` (not with ``regularize``).
+      running_cost: ``(y, t, args) -> [n, k]``, integrated over |dt| into ``ODEResult.costs``.
 
     Returns:
-      ``ODEResult(y, log_det [n], nfe, num_steps)``.
+      ``ODEResult(y, log_det [n], nfe, num_steps, kinetic, frobenius, costs)``.
     """
     options.check()
+    if divergence is not None and regularize:
+        raise ValueError("regularize=True takes the Frobenius norm from the trace estimator of "
+                         "options; a model with its own divergence brings its own running_cost")
+    if divergence is not None and not log_det:
+        divergence = None
     spec = ODE_SOLVERS.get(options.solver)
     n = y0.shape[0]
     dim = int(np.prod(y0.shape[1:]))
     probe = None
-    if log_det and options.trace == "exact" and n * dim * dim > MAX_EXACT_TRACE_ENTRIES:
+    jacobian = (log_det or regularize) and divergence is None
+    if jacobian and options.trace == "exact" and n * dim * dim > MAX_EXACT_TRACE_ENTRIES:
         raise ValueError(
             f"the exact trace needs an [n, d, d] = [{n}, {dim}, {dim}] Jacobian per velocity "
             f"evaluation, more than {MAX_EXACT_TRACE_ENTRIES} entries; use "
             f"trace='hutchinson' or a smaller batch")
-    if log_det and options.trace == "hutchinson":
+    if jacobian and options.trace == "hutchinson":
         if key is None:
             raise ValueError("trace='hutchinson' needs a key to draw its probes")
         probe = draw_probe(key, y0.shape, options.probe, y0.dtype)
+    zeros = jnp.zeros((n,), y0.dtype)
+    # Running costs are integrated over |dt|: positive whichever way the solve runs.
+    direction = jnp.sign(jnp.asarray(t1, y0.dtype) - jnp.asarray(t0, y0.dtype))
 
     def field(t, state, args):
-        y, _ = state
-        if not log_det:
-            return velocity(y, t, args), jnp.zeros((n,), y.dtype)
-        if probe is None:
-            return exact_divergence(velocity, y, t, args)
-        return hutchinson_divergence(velocity, y, t, probe, args)
+        y = state["y"]
+        frob = None
+        if divergence is not None:
+            value, div = divergence(y, t, args)
+        elif not jacobian:
+            value, div = velocity(y, t, args), zeros
+        elif probe is None:
+            value, div, frob = _exact_terms(velocity, y, t, args)
+        else:
+            value, div, frob = _hutchinson_terms(velocity, y, t, probe, args)
+        out = {"y": value, "log_det": div if log_det else zeros}
+        if regularize:
+            flat = value.reshape(n, -1)
+            out["kinetic"] = direction * jnp.sum(flat ** 2, axis=1)
+            out["frobenius"] = direction * frob
+        if running_cost is not None:
+            out["costs"] = direction * running_cost(y, t, args)
+        return out
+
+    state0 = {"y": y0, "log_det": zeros}
+    if regularize:
+        state0.update(kinetic=zeros, frobenius=zeros)
+    if running_cost is not None:
+        shape = jax.eval_shape(running_cost, y0, jnp.asarray(t0, y0.dtype), args).shape
+        state0["costs"] = jnp.zeros(shape, y0.dtype)
 
     if spec.adaptive:
         controller = diffrax.PIDController(rtol=options.rtol, atol=options.atol)
@@ -271,14 +349,16 @@ def integrate(velocity: Velocity, y0: jax.Array, t0: float, t1: float, *,
                else diffrax.BacksolveAdjoint(solver=spec.make(), stepsize_controller=controller))
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(field), spec.make(), t0=t0, t1=t1, dt0=dt0,
-        y0=(y0, jnp.zeros((n,), y0.dtype)), args=args, stepsize_controller=controller,
+        y0=state0, args=args, stepsize_controller=controller,
         adjoint=adjoint, max_steps=max_steps)
-    y, delta = jax.tree_util.tree_map(lambda leaf: leaf[-1], solution.ys)
+    end = jax.tree_util.tree_map(lambda leaf: leaf[-1], solution.ys)
     steps = solution.stats["num_steps"]
     # Adaptive solvers evaluate the field once at t0 (first-same-as-last) and twice more to
     # choose the first step.
     nfe = spec.evals_per_step * steps + (3 if spec.adaptive else 0)
-    return ODEResult(y=y, log_det=delta, nfe=nfe, num_steps=steps)
+    return ODEResult(y=end["y"], log_det=end["log_det"], nfe=nfe, num_steps=steps,
+                     kinetic=end.get("kinetic"), frobenius=end.get("frobenius"),
+                     costs=end.get("costs"))
 
 
 __all__ = ["ADJOINTS", "MAX_EXACT_TRACE_ENTRIES", "ODEOptions", "ODEResult", "ODE_SOLVERS",

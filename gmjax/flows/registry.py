@@ -38,6 +38,9 @@ class LayerSpec:
     event_rank: int
     identity_at_init: bool = False  # the layer promises f = id right after init
     keeps_shape: bool = True  # False for squeeze, which only lives inside a multi-scale flow
+    # Inverse and log-det hold up to a solver's accuracy (continuous flows): the property suite
+    # loosens its tolerance and differentiates in reverse mode (diffrax solves are custom_vjp).
+    approximate: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,11 +84,12 @@ FLOWS = FlowRegistry(layers=Registry("flow layer"), recipes=Registry("flow recip
 
 
 def register_layer(name: str, event_rank: int, identity_at_init: bool = False,
-                   keeps_shape: bool = True):
+                   keeps_shape: bool = True, approximate: bool = False):
     """Decorator registering ``build(event_shape, index, **options) -> FlowLayer``."""
 
     def add(build: Callable[..., FlowLayer]) -> Callable[..., FlowLayer]:
-        FLOWS.layers.register(name)(LayerSpec(build, event_rank, identity_at_init, keeps_shape))
+        FLOWS.layers.register(name)(LayerSpec(build, event_rank, identity_at_init, keeps_shape,
+                                              approximate))
         return build
 
     return add
