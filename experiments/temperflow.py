@@ -33,6 +33,7 @@ from gmjax.samplers.rejection import RejectionError
 from gmjax.samplers.temperflow import mode_weight_hook, run_temperflow
 from gmjax.targets import TARGETS
 from gmjax.training.optim import make_optimizer
+from gmjax.viz.energy import plot_samples_on_density
 from gmjax.viz.samplers import plot_beta_trace, plot_target_samples, plot_weight_trace
 
 # TARGETS is read when a config is checked: targets registered after import are valid.
@@ -83,6 +84,9 @@ def train_and_evaluate(config, workdir: str, progress=None) -> Dict[str, Any]:
     path = os.path.join(workdir, "samples.png")
     if config.data.name == "latent_ebm":
         viz.save_image_grid(path, np.asarray(target.decode(samples[:64])), rows=8, title=title)
+    elif config.data.name == "learned_ebm":  # no exact sampler: the draws over exp(-E)
+        plot_samples_on_density(path, samples, jax.jit(target.log_prob), title=title,
+                                name=f"{config.method} draws")
     else:
         exact = np.asarray(target.sample(seed=eval_key, sample_shape=(len(samples),)))
         plot_target_samples(path, samples, exact, jax.jit(target.log_prob), title=title)
@@ -99,8 +103,8 @@ def check_config(config) -> None:
                                      f"has 8 bimodal coordinates, so dim must be >= 8")
     if config.data.name == "latent_ebm" and not config.data.gan_workdir:
         raise experiment.ConfigError("--config.data.gan_workdir must name a trained GAN's workdir")
-    if config.data.name == "latent_ebm":
-        target_options(config)  # refuses options; the GAN is loaded by the run
+    if config.data.name in ("latent_ebm", "learned_ebm"):
+        target_options(config)  # checks the options; the networks are loaded by the run
         dim = 2
     else:
         dim = make_target(config).dim

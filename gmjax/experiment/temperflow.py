@@ -26,6 +26,7 @@ from gmjax import metrics
 from gmjax.experiment.config import ConfigError, section_options
 from gmjax.experiment.fitting import config_mesh
 from gmjax.models.flow import build_flow
+from gmjax.models.ebm import learned_ebm_target
 from gmjax.models.gan import latent_ebm_target
 from gmjax.samplers import mcmc
 from gmjax.samplers.rejection import rejection_sample
@@ -58,6 +59,10 @@ def target_options(config) -> Dict[str, Any]:
         raise ConfigError(f"--config.data.options ({', '.join(sorted(options))}): "
                           f"data.name='latent_ebm' takes no options; its networks come from "
                           f"--config.data.gan_workdir")
+    if name == "learned_ebm" and (not options.get("workdir") or set(options) - {"workdir"}):
+        raise ConfigError(f"--config.data.options ({', '.join(sorted(options)) or 'none'}): "
+                          f"data.name='learned_ebm' takes exactly one option, workdir: the "
+                          f"workdir of an energy trained by the ebm experiment")
     return options
 
 
@@ -72,6 +77,8 @@ def make_target(config) -> Target:
     options = target_options(config)
     if config.data.name == "latent_ebm":
         return latent_ebm_target(config.data.gan_workdir)
+    if config.data.name == "learned_ebm":
+        return learned_ebm_target(options["workdir"])
     try:
         return build_target(config.data.name, **options)
     except ConfigError:

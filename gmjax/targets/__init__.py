@@ -5,7 +5,9 @@
 Clayton-copula target with 256 modes) and ``latent_ebm`` (the latent energy
 of a GAN's decoder and critic; ``gmjax.models.gan.latent_ebm_target`` builds
 it from a trained run), the examples of Qiu and Wang (2024), "Efficient
-multimodal sampling via tempered distribution flow"; and ``gaussian_mixture``,
+multimodal sampling via tempered distribution flow"; ``learned_ebm``, an
+energy network trained by contrastive divergence
+(``gmjax.models.ebm.learned_ebm_target`` builds it from a trained run); and ``gaussian_mixture``,
 any mixture of axis-aligned Gaussians from its ``means``, ``scales`` and
 ``weights``. A target of one's own is a ``Target`` subclass defining
 ``log_prob``, registered in ``TARGETS`` to be named in a config.
@@ -16,12 +18,14 @@ from gmjax.targets.registry import TARGETS, build_target
 from gmjax.targets.mixtures import GaussianMixtureTarget
 from gmjax.targets.clayton import ClaytonTarget
 from gmjax.targets.latent_ebm import LatentEBMTarget
+from gmjax.targets.learned_ebm import LearnedEBMTarget
 
 __all__ = [
     "TARGETS",
     "ClaytonTarget",
     "GaussianMixtureTarget",
     "LatentEBMTarget",
+    "LearnedEBMTarget",
     "Modes",
     "Target",
     "Tempered",
