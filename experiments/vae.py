@@ -17,7 +17,8 @@ reconstruction alone and is sampled through a Gaussian fitted to its codes.
 
 Writes the experiment contract into ``--workdir``: ``config.json``,
 ``metrics.jsonl``, ``metrics.json`` and ``checkpoints/``. ``metrics.json``
-holds, on the test split: ``elbo`` and ``iwae_k`` (L_k with
+holds, on the test split (its first ``eval.num_examples`` examples when that is
+> 0, recorded as ``eval_examples``): ``elbo`` and ``iwae_k`` (L_k with
 ``k = eval.iwae_samples``), ``is_log_likelihood`` and its
 ``is_log_likelihood_stderr`` (importance sampling with
 ``eval.is_samples`` draws from q), ``bits_per_dim`` (Bernoulli decoder on
@@ -174,6 +175,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                 f"--config.eval.is_samples must be >= 2 (a standard error) and "
                 f"--config.eval.iwae_samples >= 1, got {config.eval.is_samples} and "
                 f"{config.eval.iwae_samples}")
+        if config.eval.num_examples < 0:
+            raise experiment.ConfigError(
+                f"--config.eval.num_examples={config.eval.num_examples} must be >= 0 (0: every "
+                f"test example)")
         if config.eval.amortization_gap:
             positive(config, GAP_FIELDS)
     config.eval.batch_size
@@ -203,7 +208,8 @@ def unread_fields(config: ml_collections.ConfigDict) -> Dict[str, str]:
     if is_autoencoder(config):
         unread.update({path: f"model.name={config.model.name!r} has no density: it reports "
                        "the reconstruction error" for path in
-                       ("eval.is_samples", "eval.iwae_samples", "eval.amortization_gap")})
+                       ("eval.is_samples", "eval.iwae_samples", "eval.amortization_gap",
+                        "eval.num_examples")})
         unread.update(dict.fromkeys(GAP_FIELDS, "the autoencoders have no posterior to refine"))
     elif not config.eval.amortization_gap:
         unread.update(dict.fromkeys(GAP_FIELDS, "eval.amortization_gap=False"))
@@ -251,13 +257,17 @@ def decoded_batches(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def evaluate_bounds(config, model: VAE, params, test_x, key) -> Dict[str, Any]:
-    """The test metrics of a model with a density: bounds, IS log-likelihood, bits/dim."""
+    """The test metrics of a model with a density: bounds, IS log-likelihood, bits/dim, on
+    the first ``eval.num_examples`` test examples (0: all)."""
     bound_key, is_key = jax.random.split(key)
     batch = config.eval.batch_size
+    if config.eval.num_examples:
+        test_x = test_x[:config.eval.num_examples]
     metrics: Dict[str, Any] = dict(bound_metrics(model, params, jnp.asarray(test_x), bound_key,
                                                  num_samples=config.eval.iwae_samples,
                                                  batch_size=batch))
     metrics["iwae_k_samples"] = config.eval.iwae_samples
+    metrics["eval_examples"] = len(test_x)
     estimate = importance_sampled_log_likelihood(
         model, params, jnp.asarray(test_x), is_key, num_samples=config.eval.is_samples,
         chunk_size=min(500, config.eval.is_samples), batch_size=batch)

@@ -70,6 +70,7 @@ def vae_image_config() -> ml_collections.ConfigDict:
     config.eval.is_samples = 5_000     # importance samples per test example (Burda et al.)
     config.eval.iwae_samples = 50      # k of the reported iwae_k
     config.eval.batch_size = 100       # test examples per compiled evaluation call
+    config.eval.num_examples = 0       # bounds and IS on the first n test examples (0: all)
     config.eval.manifold = False       # latent_dim = 2: the decoded grid and the latent scatter
     config.eval.amortization_gap = False  # Cremer et al. (2018) gaps on gap_examples
     config.eval.gap_examples = 100
