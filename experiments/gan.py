@@ -18,6 +18,13 @@ critics only; ``unrolled`` with ``model.unroll_steps`` SGD critic steps of
 rate ``model.unroll_lr``). One outer
 step is ``train.critic_steps`` critic updates (rate ``optim.critic_lr``) and
 one generator update (``optim.lr``); ``train.steps`` counts outer steps.
+With ``model.conditional=True`` both players take labels (a conditional
+GAN): the mixture component a 2-D point was drawn from, or an image's class;
+the MLPs concatenate a learned embedding of width ``model.embed_dim``, DCGAN
+feeds one-hot labels to the generator and projects them in the
+discriminator. Evaluation then draws equal numbers of each label and also
+reports ``label_accuracy`` (2-D: the share of samples whose nearest mode is
+their label); ``samples.png`` of an image run has one class per row.
 The generator's weights are averaged with decay ``train.ema_decay``
 (0: no average) and the average is what is evaluated and drawn.
 
@@ -58,8 +65,8 @@ from gmjax.data import BatchIterator, load_dataset, take_batches
 from gmjax.metrics.modes import mode_metrics
 from gmjax.models.gan import GAN_NETS, build_gan
 from gmjax.models.gan.ema import ema_params, track_ema
-from gmjax.models.gan.mixtures import MODE_MIXTURES, sample_mixture
-from gmjax.models.gan.model import DATA_SHAPES, PENALTY_CHOICES, REMEDIES
+from gmjax.models.gan.mixtures import MODE_MIXTURES, sample_mixture, sample_mixture_modes
+from gmjax.models.gan.model import DATA_CLASSES, DATA_SHAPES, PENALTY_CHOICES, REMEDIES
 from gmjax.objectives.adversarial import GAN_LOSSES
 from gmjax.training import (OPTIMIZERS, SCHEDULES, MinMaxState, data_mesh, fit,
                             make_minmax_step, make_optimizer, read_jsonl)
@@ -88,8 +95,15 @@ def is_toy(config: ml_collections.ConfigDict) -> bool:
 def build(config: ml_collections.ConfigDict):
     """``(gan, game)``: the networks and the game the config describes (reads every model
     field the run uses)."""
-    gan = build_gan(config.model, DATA_SHAPES[config.data.name])
+    gan = build_gan(config.model, DATA_SHAPES[config.data.name], DATA_CLASSES[config.data.name])
     return gan, gan.game(config.model, config.train.critic_steps)
+
+
+def draw_labels(gan, n: int) -> Optional[np.ndarray]:
+    """Labels of ``n`` evaluation draws: each class equally often (``arange(n) % classes``,
+    so ``n = rows x classes`` draws in rows put one class per column); ``None`` if
+    unconditional."""
+    return np.arange(n, dtype=np.int32) % gan.num_classes if gan.conditional else None
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -129,6 +143,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         gen_params, critic_vars = jax.eval_shape(gan.init, jax.random.PRNGKey(0))
         batch = jax.ShapeDtypeStruct((config.data.batch_size,) + tuple(gan.image_shape),
                                      jnp.uint8 if gan.is_image else jnp.float32)
+        if gan.conditional:
+            batch = {"x": batch, "y": jax.ShapeDtypeStruct((config.data.batch_size,), jnp.int32)}
 
         def trace(critic_vars, gen_params, batch):
             critic_params, game_state = game.init(critic_vars)
@@ -172,17 +188,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     key = jax.random.PRNGKey(config.seed)
     init_key, train_key, eval_key, sample_key = jax.random.split(key, 4)
     toy = is_toy(config)
+    conditional = bool(config.model.conditional)
+    train_y = test_y = None
     if toy:
-        train_x = sample_mixture(config.data.name, config.data.num_train, config.seed)
+        train_x, train_y = sample_mixture_modes(config.data.name, config.data.num_train,
+                                                config.seed)
         test_x = None
     else:
         data_dir = config.data.data_dir or None
-        train_x = load_dataset(config.data.name, config.data.train_split, data_dir=data_dir).x
+        train = load_dataset(config.data.name, config.data.train_split, data_dir=data_dir)
         test = load_dataset(config.data.name, config.data.test_split, data_dir=data_dir)
         if len(test) < config.eval.num_test:
             raise experiment.ConfigError(f"--config.eval.num_test={config.eval.num_test} but "
                                          f"{config.data.test_split!r} has {len(test)} images")
-        test_x = test.x[:config.eval.num_test]
+        train_x, train_y = train.x, train.y
+        test_x, test_y = test.x[:config.eval.num_test], test.y[:config.eval.num_test]
+        if conditional and (train_y is None or test_y is None):
+            raise experiment.ConfigError(f"--config.model.conditional=True needs labels; "
+                                         f"{config.data.name!r} has none")
+
+    def with_labels(x, y):  # a data batch: examples, or {"x", "y"} for a conditional GAN
+        return {"x": x, "y": np.asarray(y, np.int32)} if conditional else x
 
     gan, game = build(config)
     gen_params, critic_vars = jax.jit(gan.init)(init_key)
@@ -201,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     step = make_minmax_step(game.critic_loss, game.gen_loss, critic_optimizer, gen_optimizer,
                             mesh, critic_steps=k, steps_per_call=config.train.steps_per_call,
                             stateful=True)
-    batches = BatchIterator(train_x, config.data.batch_size, seed=config.seed,
+    batches = BatchIterator(with_labels(train_x, train_y), config.data.batch_size, seed=config.seed,
                             process_index=jax.process_index(),
                             process_count=jax.process_count())
 
@@ -213,7 +239,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         return averaged if averaged is not None else state.gen_params
 
     def draw(gen_params, key, n):  # -> [n, ...] in data units (2-D) or model space (images)
-        return gan.generate(gen_params, jax.random.normal(key, (n, gan.latent_dim)))
+        labels = draw_labels(gan, n)
+        return gan.generate(gen_params, jax.random.normal(key, (n, gan.latent_dim)),
+                            None if labels is None else jnp.asarray(labels))
 
     draw_jit = jax.jit(draw, static_argnums=2)
 
@@ -223,10 +251,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
         def scores(samples) -> Dict[str, float]:
             m = mode_metrics(samples, jnp.asarray(mixture.centers), mixture.sd)
-            return {"modes_captured": int(m.modes_captured),
-                    "high_quality_frac": float(m.high_quality_frac),
-                    "mode_weight_tv": float(m.mode_weight_tv),
-                    "reverse_kl": float(m.reverse_kl)}
+            result = {"modes_captured": int(m.modes_captured),
+                      "high_quality_frac": float(m.high_quality_frac),
+                      "mode_weight_tv": float(m.mode_weight_tv),
+                      "reverse_kl": float(m.reverse_kl)}
+            if conditional:
+                result["label_accuracy"] = label_accuracy(samples, mixture.centers,
+                                                          draw_labels(gan, len(samples)))
+            return result
 
         def evaluate(state: MinMaxState, step: int = 0) -> Dict[str, float]:
             """The PacGAN protocol on eval.num_samples draws (the averaged generator);
@@ -249,7 +281,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             fakes (fixed z)."""
             size = config.eval.batch_size
             parts = [eval_chunk(state.gen_params, state.critic_params, state.game,
-                                test_x[i:i + size], jax.random.fold_in(eval_key, i))
+                                with_labels(test_x[i:i + size],
+                                            None if test_y is None else test_y[i:i + size]),
+                                jax.random.fold_in(eval_key, i))
                      for i in range(0, len(test_x), size)]
             parts = jax.device_get(parts)
             return {name: float(np.mean([p[name] for p in parts])) for name in parts[0]}
@@ -268,7 +302,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     final = result.state
     gen_params = eval_params(final)
 
-    n_draw = config.eval.num_samples if toy else GRID * GRID
+    # Images: an 8 x 8 grid, or one class per row (GRID columns) for a conditional GAN.
+    n_draw = config.eval.num_samples if toy else GRID * (gan.num_classes or GRID)
     jax.block_until_ready(draw_jit(gen_params, sample_key, n_draw))  # compile outside timing
     t0 = time.perf_counter()
     samples = np.asarray(jax.block_until_ready(draw_jit(gen_params, sample_key, n_draw)))
@@ -292,23 +327,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                               snapshot_dir, metrics)
         else:
             images = np.asarray((samples + 1.0) * 0.5).clip(0.0, 1.0)
-            viz.save_image_grid(os.path.join(workdir, "samples.png"), images, GRID,
-                                f"{name}\n{result.steps} steps")
+            rows = GRID
+            if gan.conditional:  # draw i has label i % classes: transpose to a class per row
+                rows = gan.num_classes
+                images = images.reshape((GRID, rows) + images.shape[1:]).swapaxes(0, 1)
+                images = images.reshape((-1,) + images.shape[2:])
+            viz.save_image_grid(os.path.join(workdir, "samples.png"), images, rows,
+                                f"{name}\n{result.steps} steps"
+                                f"{', one class per row' if gan.conditional else ''}")
             if gan.latent_dim == 2:
                 axis = jnp.linspace(-LATENT_RANGE, LATENT_RANGE, LATENT_GRID)
                 # Row i is z_2 = axis[-1 - i] (top to bottom), column j is z_1 = axis[j].
                 z = jnp.stack(jnp.meshgrid(axis, axis[::-1]), axis=-1).reshape(-1, 2)
-                grid = jax.jit(gan.decode)(gen_params, z)
+                labels = jnp.zeros(len(z), jnp.int32) if gan.conditional else None
+                grid = jax.jit(gan.decode)(gen_params, z, labels)
                 viz.save_image_grid(os.path.join(workdir, "latent_grid.png"), grid, LATENT_GRID,
-                                    f"{name}\nG(z) for z in [-{LATENT_RANGE:g}, "
-                                    f"{LATENT_RANGE:g}]^2")
+                                    f"{name}\nG(z{', y=0' if gan.conditional else ''}) for z "
+                                    f"in [-{LATENT_RANGE:g}, {LATENT_RANGE:g}]^2")
         curve_names = [n for n in ("critic/loss", "gen/loss", "critic/d_real", "critic/d_fake",
-                                   "modes_captured", "high_quality_frac")
+                                   "modes_captured", "high_quality_frac", "label_accuracy")
                        if any(n in r for r in records)]
         viz.plot_curves(os.path.join(workdir, "curves.png"), records, names=curve_names,
                         title=name)
     experiment.write_metrics(workdir, metrics)
     return metrics
+
+
+def label_accuracy(samples: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> float:
+    """The share of conditional samples whose nearest mode centre is their label's."""
+    d2 = np.sum((np.asarray(samples)[:, None, :] - np.asarray(centers)[None]) ** 2, axis=-1)
+    return float(np.mean(np.argmin(d2, axis=1) == labels))
 
 
 def write_toy_figures(config, workdir, name, samples, train_x, game, state, snapshot_dir,
@@ -341,10 +389,15 @@ def write_toy_figures(config, workdir, name, samples, train_x, game, state, snap
     plane = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
     batch = 2 * 3 * 4 * 5  # a multiple of any pack size up to 6 (PacGAN's m)
     plane = np.concatenate([plane, np.zeros((-len(plane) % batch, 2), np.float32)])
-    net = jax.jit(lambda p, g, x: game.network(p, g)(x))
+    conditional = game.config.conditional
+    # A conditional critic is drawn for label 0 (the first mode).
+    net = jax.jit(lambda p, g, x: game.network(
+        p, g, jnp.zeros(x.shape[0], jnp.int32) if conditional else None)(x))
     values = np.asarray(net(state.critic_params, state.game, plane)).reshape(-1)
     values = values[:PLANE_POINTS * PLANE_POINTS].reshape(PLANE_POINTS, PLANE_POINTS)
     label = "D(x) = sigmoid(critic)" if game.loss.probability else "critic output"
+    if conditional:
+        label += ", label 0"
     if game.loss.probability:
         values = 1.0 / (1.0 + np.exp(-values))
     fig, axes = panels(1, 1, (4.6, 3.8))

@@ -8,6 +8,7 @@ for both players (Radford et al., 2016) at two rates. Any loss, penalty,
 stabilizer or remedy is a flag: ``--config.model.loss=wgan_gp``,
 ``--config.model.remedy=pacgan --config.model.pack=2``,
 ``--config.model.loss=hinge --config.model.spectral_norm=True``, ...
+``--config.model.conditional=True`` makes a conditional GAN on the mode index.
 ``gan_config`` is the shared GAN config the other ``gan_*`` configs start from.
 """
 
@@ -40,6 +41,8 @@ def gan_config(data_name: str) -> ml_collections.ConfigDict:
     config.model.minibatch_kernels = 5     # minibatch: B kernels of dimension 3
     config.model.unroll_steps = 5          # unrolled: critic SGD steps looked ahead
     config.model.unroll_lr = 0.01          # unrolled: their rate
+    config.model.conditional = False       # labels into both players: modes (2-D), classes
+    config.model.embed_dim = 16            # mlp, conditional: width of the label embedding
     config.model.channels = 32             # dcgan only
     config.model.norm = "pixel"            # dcgan only
     config.model.upsample = "resize"       # dcgan only

@@ -23,6 +23,12 @@ upsampling then a 3x3 convolution (``upsample="resize"``: Odena, Dumoulin and
 Olah, "Deconvolution and checkerboard artifacts", Distill 2016), and ``a`` is
 the generator's activation: ``relu`` with the normalization below.
 
+Conditional variants (``num_classes > 0``; Mirza and Osindero, 2014): the
+generator reads ``[z, onehot(y)]`` in place of ``z``, and the discriminator
+adds the projection term of Miyato and Koyama ("cGANs with projection
+discriminator", ICLR 2018, Eq. 3), ``d(x, y) = w^T phi(x) + b + e(y)^T phi(x)``
+with ``phi(x) = flatten(h_2)`` and ``e`` a learned class embedding.
+
 Deviation from the paper: DCGAN batch-normalizes every hidden layer. Batch
 norm keeps running statistics (a second, non-trainable state pytree) and
 makes ``G(z)`` and ``d(x)`` depend on the rest of the batch, which the latent
@@ -41,11 +47,14 @@ must not. Here normalization is stateless and per example:
 
 from __future__ import annotations
 
+from typing import Optional
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from gmjax.nets.conv import kernel_as_matrix
+from gmjax.nets.gan_mlp import check_labels
 
 NORMS = ("none", "pixel", "layer")
 UPSAMPLINGS = ("transpose", "resize")
@@ -99,6 +108,8 @@ class DCGANGenerator(nn.Module):
       upsample: ``"transpose"`` (DCGAN) or ``"resize"`` (nearest x2, 3x3 conv).
       output: ``"tanh"`` (images in [-1, 1]) or ``"none"`` (the pre-activation,
         e.g. as logits of a Bernoulli decoder).
+      num_classes: labels ``y`` condition ``G(z, y)``, as one-hot columns
+        appended to ``z`` (0: unconditional).
     """
 
     channels: int = 32
@@ -107,10 +118,16 @@ class DCGANGenerator(nn.Module):
     norm: str = "none"
     upsample: str = "transpose"
     output: str = "tanh"
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, z: jax.Array) -> jax.Array:  # [n, d] -> [n, 4s, 4s, out_channels]
+    def __call__(self, z: jax.Array, y: Optional[jax.Array] = None
+                 ) -> jax.Array:  # [n, d] -> [n, 4s, 4s, out_channels]
         _check(self.norm, self.output, self.upsample)
+        check_labels(y, self.num_classes, "generator")
+        if self.num_classes:
+            onehot = jax.nn.one_hot(y, self.num_classes, dtype=z.dtype)     # [n, classes]
+            z = jnp.concatenate([z, onehot.reshape(z.shape[0], -1)], axis=-1)
         init = kernel_as_matrix(nn.initializers.normal(DCGAN_INIT_STD))
         s, c = self.base_size, self.channels
         h = nn.Dense(s * s * 2 * c, kernel_init=init)(z)               # [n, s*s*2c]
@@ -130,20 +147,30 @@ class DCGANDiscriminator(nn.Module):
       norm: ``"layer"``: LayerNorm after the second convolution; ``"none"`` and
         ``"pixel"`` (a generator-only normalization): nothing.
       negative_slope: slope of the leaky ReLU (0.2 in DCGAN).
+      num_classes: labels ``y`` condition ``d(x, y)`` by a projection term
+        (0: unconditional).
     """
 
     channels: int = 32
     norm: str = "none"
     negative_slope: float = 0.2
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:  # [n, H, W, C] -> [n]
+    def __call__(self, x: jax.Array, y: Optional[jax.Array] = None
+                 ) -> jax.Array:  # [n, H, W, C] -> [n]
         _check(self.norm)
+        check_labels(y, self.num_classes, "discriminator")
         init = kernel_as_matrix(nn.initializers.normal(DCGAN_INIT_STD))
         act = lambda h: nn.leaky_relu(h, self.negative_slope)
         c = self.channels
         h = act(nn.Conv(c, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init)(x))
         h = nn.Conv(2 * c, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init)(h)
         h = act(_layer_norm(h) if self.norm == "layer" else h)         # [n, H/4, W/4, 2c]
-        logits = nn.Dense(1, kernel_init=init)(h.reshape(x.shape[0], -1))  # [n, 1]
-        return logits[:, 0]
+        phi = h.reshape(x.shape[0], -1)                                 # [n, k]
+        logits = nn.Dense(1, kernel_init=init)(phi)[:, 0]               # [n]
+        if self.num_classes:  # projection: + e(y)^T phi(x)
+            e = nn.Embed(self.num_classes, phi.shape[-1], name="label_projection",
+                         embedding_init=nn.initializers.normal(DCGAN_INIT_STD))
+            logits = logits + jnp.sum(e(jnp.asarray(y, jnp.int32)) * phi, axis=-1)
+        return logits

@@ -11,6 +11,11 @@
     ``pack = m`` samples at once, concatenated into one input of width
     ``m d_x``.
 
+Both take class labels when ``num_classes > 0`` (a conditional GAN, Mirza
+and Osindero, 2014): a learned embedding ``e(y)`` of ``embed_dim`` numbers
+is concatenated to the generator's ``z`` and to the critic's ``x`` (before
+packing, so a packed critic sees each sample beside its own label).
+
 Packing keeps the ``[n]`` output contract of the GAN losses: the ``n / m``
 packed logits are repeated ``m`` times each, so a batch mean of any
 per-example loss equals the mean over packs when ``n`` is a multiple of
@@ -22,7 +27,7 @@ times the gradient of its pack's logit with respect to that sample.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -36,20 +41,44 @@ def leaky_relu(h: jax.Array) -> jax.Array:
     return nn.leaky_relu(h, 0.2)
 
 
+def check_labels(y: Optional[jax.Array], num_classes: int, who: str) -> None:
+    """Labels are given exactly when the network is conditional (``num_classes > 0``)."""
+    if num_classes > 0 and y is None:
+        raise ValueError(f"this {who} is conditional on {num_classes} classes: call it with "
+                         f"labels y [n]")
+    if num_classes == 0 and y is not None:
+        raise ValueError(f"this {who} is unconditional (num_classes=0) but got labels y")
+
+
+def with_label_embedding(h: jax.Array, y: Optional[jax.Array], num_classes: int,
+                         embed_dim: int) -> jax.Array:  # [n, d] -> [n, d + embed_dim]
+    """``[h, e(y)]`` with a learned ``nn.Embed`` of the labels; ``h`` when unconditional."""
+    check_labels(y, num_classes, "network")
+    if num_classes == 0:
+        return h
+    e = nn.Embed(num_classes, embed_dim, name="label_embedding")(jnp.asarray(y, jnp.int32))
+    return jnp.concatenate([h, e.reshape(h.shape[0], embed_dim).astype(h.dtype)], axis=-1)
+
+
 class MLPGenerator(nn.Module):
     """``G: z [n, d_z] -> x [n, out_dim]``, an MLP with ReLU hidden layers and a linear output.
 
     Attributes:
       hidden: widths of the hidden layers.
       out_dim: the data dimension.
+      num_classes: labels ``y`` in ``{0, ..., num_classes - 1}`` condition
+        ``G(z, y)`` (0: unconditional).
+      embed_dim: width of the label embedding.
     """
 
     hidden: Sequence[int]
     out_dim: int = 2
+    num_classes: int = 0
+    embed_dim: int = 16
 
     @nn.compact
-    def __call__(self, z: jax.Array) -> jax.Array:
-        h = z
+    def __call__(self, z: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
+        h = with_label_embedding(z, y, self.num_classes, self.embed_dim)        # [n, d_z (+ e)]
         for width in self.hidden:
             h = nn.relu(nn.Dense(width)(h))
         return nn.Dense(self.out_dim)(h)
@@ -94,6 +123,8 @@ class MLPCritic(nn.Module):
       minibatch_kernels: ``B`` of a ``MinibatchDiscrimination`` layer
         before the output (0: none).
       pack: PacGAN's ``m`` (1: no packing).
+      num_classes: labels ``y`` condition the critic ``d(x, y)`` (0: none).
+      embed_dim: width of the label embedding concatenated to ``x``.
 
     The last hidden features are sown as ``("intermediates", "features")``
     for feature matching (``gmjax.objectives.adversarial.remedies``).
@@ -103,6 +134,8 @@ class MLPCritic(nn.Module):
     spectral: bool = False
     minibatch_kernels: int = 0
     pack: int = 1
+    num_classes: int = 0
+    embed_dim: int = 16
 
     def _dense(self, width: int, update_stats: bool) -> Callable[[jax.Array], jax.Array]:
         layer = nn.Dense(width)
@@ -112,9 +145,11 @@ class MLPCritic(nn.Module):
         return layer
 
     @nn.compact
-    def __call__(self, x: jax.Array, update_stats: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, y: Optional[jax.Array] = None,
+                 update_stats: bool = False) -> jax.Array:
         n = x.shape[0]
-        h = x.reshape(n, -1)                                                   # [n, d]
+        h = with_label_embedding(x.reshape(n, -1), y, self.num_classes,
+                                 self.embed_dim)                               # [n, d (+ e)]
         m = self.pack
         if m > 1:
             if n % m:  # wrap around: pad with the batch's own first examples

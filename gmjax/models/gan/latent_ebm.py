@@ -29,6 +29,10 @@ def _network_functions(gan: GAN) -> Tuple[Callable, Callable]:
 
 def latent_ebm_from_gan(gan: GAN, gen_params, disc_params, source: str = "") -> LatentEBMTarget:
     """The latent EBM ``p(z) ∝ N(z; 0, I) exp(d(G(z)))`` of a GAN's networks and parameters."""
+    if gan.conditional:
+        raise ValueError(f"the latent EBM p(z) ∝ N(z; 0, I) exp(d(G(z))) needs an unconditional "
+                         f"GAN; this one is conditional on {gan.num_classes} classes (train it "
+                         f"with model.conditional=False)")
     generate, critic = _network_functions(gan)
     return LatentEBMTarget(generate, gen_params, critic, disc_params, gan.latent_dim,
                            gan.image_shape, to_images=to_unit_range, source=source)

@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any, Mapping, Optional
 
-from gmjax.models.gan.model import GAN, IMAGE_SHAPES, build_gan
+from gmjax.models.gan.model import DATA_CLASSES, GAN, IMAGE_SHAPES, build_gan
 from gmjax.models.restore import restore_state_fields, saved_steps
 
 PyTree = Any
@@ -72,7 +72,8 @@ def load_gan(workdir: str, step: Optional[int] = None) -> TrainedGAN:
             config = json.load(f)
         model_config = config["model"]
         latent_dim = int(model_config["latent_dim"])
-        gan = build_gan(model_config, IMAGE_SHAPES[config["data"]["name"]])
+        data_name = config["data"]["name"]
+        gan = build_gan(model_config, IMAGE_SHAPES[data_name], DATA_CLASSES[data_name])
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise GANWorkdirError(
             f"{config_path} is not the config of a GAN run ({type(e).__name__}: {e}); train "

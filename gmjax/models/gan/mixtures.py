@@ -13,7 +13,7 @@ samples are those within 3 sd of their nearest mode).
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -35,3 +35,16 @@ def sample_mixture(name: str, n: int, seed: int) -> np.ndarray:  # -> [n, 2] flo
                          f"{', '.join(MODE_MIXTURES)}")
     rng = np.random.default_rng(seed)
     return MODE_MIXTURES[name].sample(rng, n)
+
+
+def sample_mixture_modes(name: str, n: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``(x [n, 2] float32, modes [n] int32)``: ``sample_mixture(name, n, seed)`` and the
+    index of the component each draw came from (the label of a conditional GAN)."""
+    if name not in MODE_MIXTURES:
+        raise ValueError(f"unknown mode-coverage mixture {name!r}; valid choices: "
+                         f"{', '.join(MODE_MIXTURES)}")
+    mixture = MODE_MIXTURES[name]
+    rng = np.random.default_rng(seed)
+    modes = rng.integers(len(mixture.centers), size=n)  # the draws of GaussianMixture2D._sample
+    x = mixture.centers[modes] + mixture.sd * rng.standard_normal((n, 2))
+    return x.astype(np.float32), modes.astype(np.int32)

@@ -14,7 +14,7 @@ take:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -34,6 +34,10 @@ IMAGE_SHAPES = {"fashion_mnist": (28, 28, 1), "mnist": (28, 28, 1)}
 # Shape of one example of every data set a GAN here can be trained on: images and the
 # 2-D mode-coverage mixtures (gmjax.models.gan.mixtures).
 DATA_SHAPES = {**IMAGE_SHAPES, **{name: (2,) for name in MODE_MIXTURES}}
+# Labels of each data set, for conditional GANs (model.conditional): image classes, and
+# the mixture component (mode index) of the 2-D benchmarks.
+DATA_CLASSES = {"fashion_mnist": 10, "mnist": 10,
+                **{name: len(mixture.centers) for name, mixture in MODE_MIXTURES.items()}}
 # Mode-collapse remedies built into the critic (model.remedy).
 REMEDIES = ("none", "minibatch", "pacgan", "feature_matching", "unrolled")
 # The remedies that act on the losses, not on the critic's architecture (any network).
@@ -41,12 +45,13 @@ LOSS_REMEDIES = ("none", "unrolled")
 # model.penalty: "default" keeps the loss's own penalty (gp for wgan_gp, ...).
 PENALTY_CHOICES = ("default", "none", "gp", "dragan", "r1", "r2")
 
-GAN_NETS: Registry[Callable[[Mapping[str, Any], Tuple[int, int, int]],
+# A builder: (model config, data shape, number of classes; 0 = unconditional) -> (G, D).
+GAN_NETS: Registry[Callable[[Mapping[str, Any], Tuple[int, ...], int],
                             Tuple[nn.Module, nn.Module]]] = Registry("GAN network")
 
 
 @GAN_NETS.register("dcgan")
-def _dcgan(model: Mapping[str, Any], image_shape: Tuple[int, int, int]
+def _dcgan(model: Mapping[str, Any], image_shape: Tuple[int, int, int], num_classes: int = 0
            ) -> Tuple[nn.Module, nn.Module]:
     if len(image_shape) != 3:
         raise ValueError(f"dcgan needs images [H, W, C], got examples of shape {image_shape}: "
@@ -63,12 +68,13 @@ def _dcgan(model: Mapping[str, Any], image_shape: Tuple[int, int, int]
     channels, norm = int(model["channels"]), str(model.get("norm", "none"))
     upsample = str(model.get("upsample", "transpose"))
     return (DCGANGenerator(channels=channels, out_channels=c, base_size=h // 4, norm=norm,
-                           upsample=upsample),
-            DCGANDiscriminator(channels=channels, norm=norm))
+                           upsample=upsample, num_classes=num_classes),
+            DCGANDiscriminator(channels=channels, norm=norm, num_classes=num_classes))
 
 
 @GAN_NETS.register("mlp")
-def _mlp(model: Mapping[str, Any], data_shape: Tuple[int, ...]) -> Tuple[nn.Module, nn.Module]:
+def _mlp(model: Mapping[str, Any], data_shape: Tuple[int, ...], num_classes: int = 0
+         ) -> Tuple[nn.Module, nn.Module]:
     if len(data_shape) != 1:
         raise ValueError(f"mlp GANs take vectors, got examples of shape {data_shape}: use "
                          f"model.name='dcgan' for images")
@@ -83,9 +89,15 @@ def _mlp(model: Mapping[str, Any], data_shape: Tuple[int, ...]) -> Tuple[nn.Modu
     kernels = int(model["minibatch_kernels"]) if remedy == "minibatch" else 0
     if remedy == "minibatch" and kernels < 1:
         raise ValueError(f"model.minibatch_kernels must be >= 1, got {kernels}")
+    labels: Dict[str, int] = {}
+    if num_classes:
+        labels = {"num_classes": num_classes, "embed_dim": int(model["embed_dim"])}
+        if labels["embed_dim"] < 1:
+            raise ValueError(f"model.embed_dim (the label embedding's width) must be >= 1, "
+                             f"got {labels['embed_dim']}")
     critic = MLPCritic(hidden, spectral=bool(model.get("spectral_norm", False)),
-                       minibatch_kernels=kernels, pack=pack)
-    return MLPGenerator(hidden, out_dim=data_shape[0]), critic
+                       minibatch_kernels=kernels, pack=pack, **labels)
+    return MLPGenerator(hidden, out_dim=data_shape[0], **labels), critic
 
 
 def game_options(model: Mapping[str, Any]) -> Dict[str, Any]:
@@ -142,19 +154,30 @@ class GAN:
       generator, discriminator: Flax modules (``DCGANGenerator``, ``DCGANDiscriminator``).
       latent_dim: ``d`` of the prior ``z ~ N(0, I_d)``.
       image_shape: ``(H, W, C)``.
+      num_classes: a conditional GAN ``G(z, y)``, ``d(x, y)`` over this many
+        labels (0: unconditional).
     """
 
     generator: nn.Module
     discriminator: nn.Module
     latent_dim: int
     image_shape: Tuple[int, int, int]
+    num_classes: int = 0
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def _labels(self, n: int) -> Tuple[jax.Array, ...]:
+        return (jnp.zeros((n,), jnp.int32),) if self.conditional else ()
 
     def init(self, key: jax.Array) -> Tuple[PyTree, PyTree]:
         """``(gen_params, disc_params)`` drawn from the networks' initializers."""
         gen_key, disc_key = jax.random.split(key)
         z = jnp.zeros((1, self.latent_dim))
         images = jnp.zeros((1,) + tuple(self.image_shape))
-        return self.generator.init(gen_key, z), self.discriminator.init(disc_key, images)
+        return (self.generator.init(gen_key, z, *self._labels(1)),
+                self.discriminator.init(disc_key, images, *self._labels(1)))
 
     def abstract_params(self) -> Tuple[PyTree, PyTree]:
         """Shapes and dtypes of ``init``'s output, without computing it."""
@@ -175,17 +198,26 @@ class GAN:
         ``uint8`` images go to model space, vectors are used as they are."""
         return make_gan_game(self.generator, self.discriminator, self.latent_dim,
                              preprocess=to_model_space if self.is_image else None,
-                             critic_steps=int(critic_steps), **game_options(model))
+                             critic_steps=int(critic_steps), conditional=self.conditional,
+                             **game_options(model))
 
-    def generate(self, gen_params: PyTree, z: jax.Array) -> jax.Array:
-        """``G(z)``: ``z [..., d] -> images [..., H, W, C]`` in model space [-1, 1]."""
+    def generate(self, gen_params: PyTree, z: jax.Array,
+                 labels: Optional[jax.Array] = None) -> jax.Array:
+        """``G(z)`` (``G(z, y)`` for a conditional GAN, ``labels`` of ``z``'s batch shape):
+        ``z [..., d] -> images [..., H, W, C]`` in model space [-1, 1] (vectors for 2-D data)."""
         flat = z.reshape(-1, self.latent_dim)
-        return self.generator.apply(gen_params, flat).reshape(
+        if self.conditional != (labels is not None):
+            raise ValueError("a conditional GAN generates from (z, labels), an unconditional "
+                             "one from z alone" if self.conditional else
+                             "this GAN is unconditional: call generate(params, z) without labels")
+        extra = () if labels is None else (jnp.reshape(labels, (-1,)),)
+        return self.generator.apply(gen_params, flat, *extra).reshape(
             z.shape[:-1] + tuple(self.image_shape))
 
-    def decode(self, gen_params: PyTree, z: jax.Array) -> jax.Array:
+    def decode(self, gen_params: PyTree, z: jax.Array,
+               labels: Optional[jax.Array] = None) -> jax.Array:
         """``(G(z) + 1) / 2``: ``z [..., d] -> images [..., H, W, C]`` in [0, 1]."""
-        return to_unit_range(self.generate(gen_params, z))
+        return to_unit_range(self.generate(gen_params, z, labels))
 
     def sample(self, gen_params: PyTree, key: jax.Array, n: int) -> jax.Array:
         """``n`` images in [0, 1] from ``z ~ N(0, I)``: ``[n, H, W, C]``."""
@@ -198,12 +230,20 @@ class GAN:
         return self.discriminator.apply(disc_params, flat).reshape(batch)
 
 
-def build_gan(model: Mapping[str, Any], image_shape: Tuple[int, int, int]) -> GAN:
+def build_gan(model: Mapping[str, Any], image_shape: Tuple[int, ...],
+              num_classes: int = 0) -> GAN:
     """The GAN a ``model`` config block describes.
 
     Fields: ``name`` (in ``GAN_NETS``), ``latent_dim``, ``channels``, and for
     ``dcgan`` the optional ``norm`` (default ``"none"``) and ``upsample``
-    (default ``"transpose"``).
+    (default ``"transpose"``). With ``conditional=True`` (default False) both
+    networks take labels in ``{0, ..., num_classes - 1}`` (``DATA_CLASSES``
+    of the data set; the MLPs embed them in ``embed_dim`` numbers).
     """
-    generator, discriminator = GAN_NETS.get(model["name"])(model, tuple(image_shape))
-    return GAN(generator, discriminator, int(model["latent_dim"]), tuple(image_shape))
+    conditional = bool(model.get("conditional", False))
+    if conditional and num_classes < 2:
+        raise ValueError(f"model.conditional=True needs the data's number of classes (>= 2), "
+                         f"got num_classes={num_classes}")
+    classes = int(num_classes) if conditional else 0
+    generator, discriminator = GAN_NETS.get(model["name"])(model, tuple(image_shape), classes)
+    return GAN(generator, discriminator, int(model["latent_dim"]), tuple(image_shape), classes)

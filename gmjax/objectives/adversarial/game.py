@@ -46,6 +46,13 @@ convergence measure ``convergence``); ``mmd`` its ``mmd2``. A penalty adds
 consensus ``consensus`` (``1/2 ||v||^2``). The generator reports the fake
 half.
 
+**Conditional GANs** (``conditional=True``; Mirza and Osindero, 2014): a
+data batch is ``{"x": examples [n, ...], "y": int labels [n]}``, the
+generator is called as ``G(z, y)`` and the critic as ``critic(x, y)``. The
+fakes take the real batch's labels, so both halves of the critic's batch
+have the same label counts and a gradient penalty's real-fake segments join
+examples of one label.
+
 Randomness: ``z`` is drawn from ``key`` itself (as many as the batch has
 rows), so a critic and a generator loss called with one key see the same
 ``z``; instance noise on real / fake inputs uses ``fold_in(key, 1)`` /
@@ -112,6 +119,8 @@ class GanConfig:
       unroll_steps: ``k`` of the unrolled GAN: the generator's loss sees
         the critic after ``k`` SGD steps of rate ``unroll_lr``,
         differentiated through (``remedies``; 0: off).
+      conditional: batches are ``{"x": ..., "y": labels}`` and both players
+        take the labels (module doc).
     """
 
     loss: str = "non_saturating"
@@ -131,6 +140,7 @@ class GanConfig:
     feature_matching: bool = False
     unroll_steps: int = 0
     unroll_lr: float = 1e-2
+    conditional: bool = False
 
     def adversarial_loss(self) -> AdversarialLoss:
         """The ``AdversarialLoss`` of ``loss``, with this config's hyperparameters."""
@@ -257,14 +267,33 @@ class GanGame:
     preprocess: Callable[[Any], jax.Array]
     critic_loss_through: Optional[Callable] = None
 
-    def critic_features(self, critic_params: PyTree, game: PyTree, x: jax.Array) -> jax.Array:
+    def split_batch(self, batch: Any) -> Tuple[Any, Optional[jax.Array]]:
+        """``(examples, labels)`` of a data batch; labels ``None`` when unconditional."""
+        if not self.config.conditional:
+            return batch, None
+        if not isinstance(batch, dict) or set(batch) != {"x", "y"}:
+            keys = f" with keys {sorted(batch)}" if isinstance(batch, dict) else ""
+            raise ValueError(f"a conditional GAN takes batches {{'x': examples, 'y': labels}}, "
+                             f"got {type(batch).__name__}{keys}")
+        return batch["x"], batch["y"]
+
+    def generate(self, gen_params: PyTree, z: jax.Array,
+                 labels: Optional[jax.Array] = None) -> jax.Array:
+        """``G(z)``, or ``G(z, y)`` for a conditional game."""
+        if labels is None:
+            return self.generator.apply(gen_params, z)
+        return self.generator.apply(gen_params, z, labels)
+
+    def critic_features(self, critic_params: PyTree, game: PyTree, x: jax.Array,
+                        labels: Optional[jax.Array] = None) -> jax.Array:
         """The critic's last hidden features ``[n, k]`` (sown as ``intermediates/features``)."""
         variables = dict(critic_params)
         kwargs: Dict[str, Any] = {}
         if self.config.spectral_norm:
             variables[SPECTRAL_COLLECTION] = game["spectral"]
             kwargs["update_stats"] = False
-        _, sown = self.critic.apply(variables, x, mutable=["intermediates"], **kwargs)
+        args = (x,) if labels is None else (x, labels)
+        _, sown = self.critic.apply(variables, *args, mutable=["intermediates"], **kwargs)
         try:
             features = sown["intermediates"]["features"][0]
         except KeyError as e:
@@ -300,16 +329,20 @@ class GanGame:
         clip = self.config.resolved_clip
         return optax.chain(optimizer, clip_weights(clip)) if clip > 0 else optimizer
 
-    def network(self, critic_params: PyTree, game: PyTree) -> Callable[[jax.Array], jax.Array]:
-        """``x -> critic(x)``: the raw network output, with the spectral state of ``game``."""
+    def network(self, critic_params: PyTree, game: PyTree,
+                labels: Optional[jax.Array] = None) -> Callable[[jax.Array], jax.Array]:
+        """``x -> critic(x)`` (``critic(x, labels)`` when given): the raw network output, with
+        the spectral state of ``game``."""
+        extra = () if labels is None else (labels,)
         if self.config.spectral_norm:
             variables = {**critic_params, SPECTRAL_COLLECTION: game["spectral"]}
-            return lambda x: self.critic.apply(variables, x, update_stats=False)
-        return lambda x: self.critic.apply(critic_params, x)
+            return lambda x: self.critic.apply(variables, x, *extra, update_stats=False)
+        return lambda x: self.critic.apply(critic_params, x, *extra)
 
-    def critic_outputs(self, critic_params: PyTree, game: PyTree, x: jax.Array) -> jax.Array:
+    def critic_outputs(self, critic_params: PyTree, game: PyTree, x: jax.Array,
+                       labels: Optional[jax.Array] = None) -> jax.Array:
         """What the loss reads: logits ``[n]``, features ``[n, k]`` or BEGAN energies ``[n]``."""
-        out = self.network(critic_params, game)(x)
+        out = self.network(critic_params, game, labels)(x)
         n = x.shape[0]
         if self.loss.output == "features":
             return out.reshape(n, -1)
@@ -321,10 +354,11 @@ class GanGame:
         return _as_scalar_outputs(out, n)
 
     def refresh_spectral_state(self, critic_params: PyTree, game: PyTree,
-                               x: jax.Array) -> PyTree:
+                               x: jax.Array, labels: Optional[jax.Array] = None) -> PyTree:
         """The spectral state after the critic's power iterations (run on ``x[:1]``)."""
         variables = {**critic_params, SPECTRAL_COLLECTION: game["spectral"]}
-        _, updated = self.critic.apply(variables, x[:1], update_stats=True,
+        extra = () if labels is None else (labels[:1],)
+        _, updated = self.critic.apply(variables, x[:1], *extra, update_stats=True,
                                        mutable=[SPECTRAL_COLLECTION])
         return updated[SPECTRAL_COLLECTION]
 
@@ -365,8 +399,8 @@ def make_gan_game(generator: nn.Module, critic: nn.Module, latent_dim: int,
     # The game without its losses: the losses below use its helpers.
     helpers = GanGame(config, loss, None, None, generator, critic, latent_dim, to_inputs)
 
-    def outputs(critic_params, game, x):
-        return helpers.critic_outputs(critic_params, game, x)
+    def outputs(critic_params, game, x, labels=None):
+        return helpers.critic_outputs(critic_params, game, x, labels)
 
     def with_noise(x, key, which, game):
         if not noisy:
@@ -385,13 +419,15 @@ def make_gan_game(generator: nn.Module, critic: nn.Module, latent_dim: int,
     def critic_loss(critic_params: PyTree, gen_params: PyTree, batch: Any, key: jax.Array,
                     game: PyTree, through: bool = False
                     ) -> Tuple[jax.Array, Tuple[Metrics, PyTree]]:
-        real = to_inputs(batch)                                          # [n, ...]
+        data, labels = helpers.split_batch(batch)                        # labels [n] or None
+        real = to_inputs(data)                                           # [n, ...]
         z = sample_latent(key, real.shape[0], latent_dim)                # [n, d]
-        fake = generator.apply(gen_params, z)                            # [n, ...]
+        fake = helpers.generate(gen_params, z, labels)                   # [n, ...]
         if not through:  # the critic's own update treats G(z) as data
             fake = jax.lax.stop_gradient(fake)
         real, fake = with_noise(real, key, 1, game), with_noise(fake, key, 2, game)
-        real_out, fake_out = outputs(critic_params, game, real), outputs(critic_params, game, fake)
+        real_out = outputs(critic_params, game, real, labels)
+        fake_out = outputs(critic_params, game, fake, labels)
         state = game["loss"] if loss.init_state is not None else {}
         value = loss.critic(real_out, fake_out, **state, **smoothing)
         metrics = summary(real_out, fake_out)
@@ -401,7 +437,7 @@ def make_gan_game(generator: nn.Module, critic: nn.Module, latent_dim: int,
             metrics.update(k=state["k"], convergence=began_convergence(
                 real_out, fake_out, config.began_gamma))
         if penalty_name != "none":
-            critic_fn = lambda x: outputs(critic_params, game, x)
+            critic_fn = lambda x: outputs(critic_params, game, x, labels)
             p = penalty(critic_fn, real, fake, jax.random.fold_in(key, 3))
             value = value + weight * p
             metrics["penalty"] = p
@@ -416,18 +452,19 @@ def make_gan_game(generator: nn.Module, critic: nn.Module, latent_dim: int,
                 new_game["updates"] = game["updates"] + 1
             if config.spectral_norm:
                 new_game["spectral"] = helpers.refresh_spectral_state(
-                    critic_params, game, real)
+                    critic_params, game, real, labels)
         return value, (metrics, new_game)
 
     def gen_loss(gen_params: PyTree, critic_params: PyTree, batch: Any, key: jax.Array,
                  game: PyTree) -> Tuple[jax.Array, Metrics]:
-        n = jax.tree.leaves(batch)[0].shape[0]
+        data, labels = helpers.split_batch(batch)
+        n = jax.tree.leaves(data)[0].shape[0]
         z = sample_latent(key, n, latent_dim)                            # [n, d]
-        fake = with_noise(generator.apply(gen_params, z), key, 2, game)
-        fake_out = outputs(critic_params, game, fake)
+        fake = with_noise(helpers.generate(gen_params, z, labels), key, 2, game)
+        fake_out = outputs(critic_params, game, fake, labels)
         if loss.needs_real:
-            real = with_noise(to_inputs(batch), key, 1, game)
-            real_out = jax.lax.stop_gradient(outputs(critic_params, game, real))
+            real = with_noise(to_inputs(data), key, 1, game)
+            real_out = jax.lax.stop_gradient(outputs(critic_params, game, real, labels))
             return loss.generator(fake_out, real_out), {}
         metrics = summary(fake_out, fake_out)
         metrics = {k: v for k, v in metrics.items() if k.endswith("fake")}
@@ -439,13 +476,14 @@ def make_gan_game(generator: nn.Module, critic: nn.Module, latent_dim: int,
         def feature_matching_gen_loss(gen_params: PyTree, critic_params: PyTree, batch: Any,
                                       key: jax.Array, game: PyTree
                                       ) -> Tuple[jax.Array, Metrics]:
-            n = jax.tree.leaves(batch)[0].shape[0]
-            fake = with_noise(generator.apply(gen_params, sample_latent(key, n, latent_dim)),
-                              key, 2, game)
-            real = with_noise(to_inputs(batch), key, 1, game)
+            data, labels = helpers.split_batch(batch)
+            n = jax.tree.leaves(data)[0].shape[0]
+            z = sample_latent(key, n, latent_dim)
+            fake = with_noise(helpers.generate(gen_params, z, labels), key, 2, game)
+            real = with_noise(to_inputs(data), key, 1, game)
             real_features = jax.lax.stop_gradient(
-                helpers.critic_features(critic_params, game, real))
-            fake_features = helpers.critic_features(critic_params, game, fake)
+                helpers.critic_features(critic_params, game, real, labels))
+            fake_features = helpers.critic_features(critic_params, game, fake, labels)
             return feature_matching_loss(real_features, fake_features), {}
 
         gen_loss = feature_matching_gen_loss
