@@ -14,8 +14,9 @@ and its content is exactly what the renderer named in the marker makes from
 its JSON file (``BLOCKS``). The text around a block (the command that made
 the numbers, what the columns mean) is written by hand. The JSON files are
 written by the table scripts (``experiments/flow_table.py``,
-``experiments/temperflow_table.py``); this script only formats them, with
-the standard library.
+``experiments/cnf_table.py``,
+``experiments/temperflow_table.py``, ``experiments/vae_table.py``); this
+script only formats them, with the standard library.
 """
 
 from __future__ import annotations
@@ -94,6 +95,47 @@ def flow_toy(data: Dict[str, Dict[str, float]]) -> List[str]:
                      fixed(r["density_integral"]), seconds(r["train_seconds"])])
     return table(["data / model", "nll_excess (nats)", "test_nll", "density integral",
                   "train s"], "lrrrr", rows)
+
+
+def diffusion_toy(data: Dict[str, Any]) -> List[str]:
+    """The 2-D diffusion table of ``experiments/diffusion_table.py`` (``diffusion_toy.json``):
+    sample quality, then the likelihood (probability flow for ``sde``, the bound for ``ddpm``)."""
+    rows = []
+    for name, r in data["rows"].items():
+        data_name, family = name.split("/", 1)
+        if "nll_excess" in r or "test_nll" in r:
+            nll, excess, how = r.get("test_nll"), r.get("nll_excess"), "probability flow"
+        else:
+            nll = -r["elbo"] if "elbo" in r else None
+            excess, how = r.get("nll_excess_bound"), "bound (-ELBO)"
+        rows.append([f"{data_name} / {family}", fixed(r["energy_distance"], 4),
+                     fixed(r["adjusted_mmd"], 4), fixed(r["adjusted_w1"], 3), fixed(nll),
+                     fixed(excess), how, f"{r['sample_seconds']:.1f}",
+                     seconds(r["train_seconds"])])
+    return table(["data / model", "energy distance", "adjusted MMD^2", "adjusted W1",
+                  "test NLL (nats)", "excess over entropy", "likelihood by", "sample s",
+                  "train s"], "lrrrrrlrr", rows)
+
+
+def cnf_toy(data: Dict[str, Dict[str, float]]) -> List[str]:
+    """The continuous-flow table of ``experiments/cnf_table.py`` (``cnf_toy.json``)."""
+    order = ["ffjord", "otflow", "flow_matching"]
+    labels = {"ffjord": "FFJORD", "otflow": "OT-Flow", "flow_matching": "flow matching"}
+
+    def key(name: str) -> Tuple[str, int, str]:
+        data_name, model = name.split("/", 1)
+        return data_name, order.index(model) if model in order else len(order), model
+
+    rows = []
+    for name in sorted(data, key=key):
+        r = data[name]
+        data_name, model = name.split("/", 1)
+        rows.append([f"{data_name} / {labels.get(model, model)}", fixed(r["nll_excess"]),
+                     fixed(r["test_nll"]), str(round(r["nfe_nll"])), str(r["nfe_sample"]),
+                     significant(r["sample_seconds"]), seconds(r["train_seconds"]),
+                     f"{r['steps']:,}"])
+    return table(["data / model", "nll_excess (nats)", "test_nll", "NFE, density",
+                  "NFE, sampling", "5,000 samples, s", "train s", "steps"], "lrrrrrrr", rows)
 
 
 METHOD_LABELS = {"temperflow": "TemperFlow", "kl": "KL sampler",
@@ -183,13 +225,63 @@ def clayton_summary(runs: List[Dict[str, Any]]) -> List[str]:
             f"{each([str(r['pt']['sign_patterns_present']) for r in runs])} (PT) patterns."]
 
 
+VAE_RUNS = {"vae": "VAE (ELBO, total)", "iwae_k5": "IWAE (k = 5, total)",
+            "iwae_k50_dreg": "IWAE (k = 50, dreg)"}
+
+
+def vae(record: Dict[str, Any]) -> List[str]:
+    """The VAE-against-IWAE table of ``experiments/vae_table.py`` (``vae_<data>.json``): the
+    runs of ``VAE_RUNS`` present, in that order."""
+    runs = [(label, record["runs"][name]["metrics"]) for name, label in VAE_RUNS.items()
+            if name in record["runs"]]
+    if not runs:
+        raise ValueError(f"no run of {', '.join(VAE_RUNS)} in the VAE record")
+    iwae_k = {m["iwae_k_samples"] for _, m in runs}
+    is_samples = {m["is_samples"] for _, m in runs}
+    if len(iwae_k) != 1 or len(is_samples) != 1:
+        raise ValueError(f"the runs differ in eval.iwae_samples {sorted(iwae_k)} or "
+                         f"eval.is_samples {sorted(is_samples)}")
+    rows = [[label, fixed(m["elbo"], 2), fixed(m["iwae_k"], 2),
+             f"{fixed(m['is_log_likelihood'], 2)} ± {fixed(m['is_log_likelihood_stderr'])}",
+             fixed(m["bits_per_dim"]), seconds(m["train_seconds"])] for label, m in runs]
+    return table(["model (objective, estimator)", "ELBO", f"L_{iwae_k.pop()}",
+                  f"IS log p(x), k = {is_samples.pop():,}", "bits/dim", "train s"],
+                 "lrrrrr", rows)
+
+
 # Block name -> (JSON file under docs/results, renderer).
+def gan_modes(data: Dict[str, Any]) -> List[str]:
+    """The GAN mode-coverage table on the 25-mode grid (``experiments/gan_table.py``)."""
+    rows = []
+    for name, r in data["configs"].items():
+        per_seed = ", ".join(f"{p['modes_captured']} / {percent(p['high_quality_frac'])}"
+                             for p in r["per_seed"])
+        rows.append([r.get("label", name), f"`{r['options']}`" if r["options"] else "",
+                     str(r["seeds"]), f"{r['modes_mean']:.1f} ± {r['modes_se']:.1f}",
+                     f"{100 * r['high_quality_mean']:.1f} ± {100 * r['high_quality_se']:.1f}",
+                     per_seed])
+    published = data.get("published", {})
+    for label in ("GAN", "PacGAN4"):
+        if label in published:
+            p = published[label]
+            rows.append([f"{label} (published: {published['source']})", "", "",
+                         f"{p['modes']}", f"{p['high_quality_percent']}", ""])
+    return table(["configuration", "options", "seeds", "modes (of 25)", "high quality %",
+                  "per seed: modes / HQ"], "llrrrl", rows)
+
+
 BLOCKS: Dict[str, Tuple[str, Callable[[Any], List[str]]]] = {
     "flow_toy": ("flow_toy_table.json", flow_toy),
+    "cnf_toy": ("cnf_toy.json", cnf_toy),
     "temperflow_2d": ("temperflow_2d.json", temperflow_2d),
     "temperflow_clayton": ("temperflow_clayton.json", clayton),
     "temperflow_clayton_forward_kl": ("temperflow_clayton_forward_kl.json", clayton),
     "temperflow_clayton_summary": ("temperflow_clayton_forward_kl.json", clayton_summary),
+    "gan_modes": ("gan_modes.json", gan_modes),
+    "diffusion_toy": ("diffusion_toy.json", diffusion_toy),
+    "vae_digits": ("vae_digits.json", vae),
+    "vae_mnist": ("vae_mnist.json", vae),
+    "vae_fashion_mnist": ("vae_fashion_mnist.json", vae),
 }
 
 

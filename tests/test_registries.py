@@ -13,6 +13,9 @@ must honour the contract its callers rely on. Adding a name adds its test:
   shapes and dtypes of the ``Dataset`` docstring;
 * ``TARGETS``: ``dim`` / ``event_shape``, a finite ``log_prob`` on a batch,
   and exact samples of the event shape where the target has a sampler.
+* ``NOISE_SCHEDULES``, ``SDES``, ``ODE_SOLVERS``: betas in (0, 1) with abar their
+  cumulative product; an SDE's marginal variance obeys its own drift and diffusion;
+  each solver integrates dy/dt = -y and its divergence.
 
 Shapes are tiny and runs short: the whole file takes well under a minute on one core.
 """
@@ -29,6 +32,8 @@ from gmjax.data import DATASETS, DatasetNotFoundError, load_dataset
 from gmjax.data.images import IMAGE_DATA_SOURCES
 from gmjax.data.toy import TOY_DENSITIES
 from gmjax.objectives.adversarial import GAN_LOSSES
+from gmjax.flows.ode import ODE_SOLVERS, ODEOptions, integrate
+from gmjax.objectives.diffusion_process import NOISE_SCHEDULES, SDES, make_schedule, make_sde
 from gmjax.samplers import mcmc
 from gmjax.targets import TARGETS, build_target
 from gmjax.training.optim import OPTIMIZERS, SCHEDULES, make_optimizer
@@ -188,6 +193,10 @@ def tiny_critic(params, x):  # [m, 2, 2, 1] -> [m]
     return x.reshape(x.shape[0], -1) @ params
 
 
+def tiny_energy(params, x):  # [m, 2] -> [m]
+    return 0.5 * jnp.sum((x - params) ** 2, axis=-1)
+
+
 TARGET_OPTIONS = {
     "clayton": dict(dim=4),
     "gaussian_mixture": dict(means=[(-2.0, 0.0, 1.0), (2.0, 1.0, 0.0)],
@@ -195,6 +204,7 @@ TARGET_OPTIONS = {
     "latent_ebm": dict(decoder=tiny_decoder, decoder_params=jnp.ones((3, 4)) / 3.0,
                        critic=tiny_critic, critic_params=jnp.array([1.0, -1.0, 0.5, 2.0]),
                        latent_dim=3, image_shape=(2, 2, 1)),
+    "learned_ebm": dict(energy_fn=tiny_energy, params=jnp.array([1.0, -0.5]), dim=2),
 }
 
 
@@ -217,3 +227,44 @@ def test_target_contract(name):
     assert log_p.shape == (6,) and bool(jnp.all(jnp.isfinite(log_p)))
     np.testing.assert_allclose(log_prob(x.reshape(2, 3, dim)), log_p.reshape(2, 3), rtol=1e-5,
                                atol=1e-5)  # any batch shape [..., dim]
+
+
+# --- diffusion processes and ODE solvers ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NOISE_SCHEDULES.names())
+def test_noise_schedule_contract(name):
+    schedule = make_schedule(name, 50)
+    betas, abar = np.asarray(schedule.betas), np.asarray(schedule.alpha_bars)
+    assert betas.shape == (50,) and bool(np.all((betas > 0) & (betas < 1)))
+    np.testing.assert_allclose(abar, np.cumprod(1.0 - betas.astype(np.float64)), rtol=1e-5,
+                               atol=1e-6)  # float32 betas: abar_T of cosine is ~0
+    assert abar[-1] < 0.05  # the forward process ends near N(0, I)
+
+
+@pytest.mark.parametrize("name", SDES.names())
+def test_sde_contract(name):
+    sde = make_sde(name)
+    t = jnp.array([0.1, 0.5, 0.9])
+    mean, std = sde.marginal(t)
+    # d s(t)^2 / dt = -2 (d log m / dt) s^2 + g^2 for a linear drift f = (d log m / dt) x.
+    log_m = lambda u: jnp.log(sde.marginal(u)[0])  # noqa: E731
+    var = lambda u: sde.marginal(u)[1] ** 2  # noqa: E731
+    dlogm = jax.vmap(jax.grad(log_m))(t)
+    dvar = jax.vmap(jax.grad(var))(t)
+    np.testing.assert_allclose(dvar, 2 * dlogm * std ** 2 + sde.diffusion(t) ** 2, rtol=1e-3)
+    x = jnp.ones((3, 2))
+    np.testing.assert_allclose(sde.drift(x, t), dlogm[:, None] * x, rtol=1e-4, atol=1e-6)
+    prior = sde.prior_sample(jax.random.key(0), (4, 2))
+    assert prior.shape == (4, 2) and sde.prior_log_prob(prior).shape == (4,)
+
+
+@pytest.mark.parametrize("name", ODE_SOLVERS.names())
+def test_ode_solver_contract(name):
+    # dy/dt = -y from 0 to 1: y(1) = exp(-1) y(0), log|det| = -D (a constant divergence).
+    y0 = jnp.array([[1.0, 2.0]])
+    result = integrate(lambda y, t, args: -y, y0, 0.0, 1.0,
+                       options=ODEOptions(solver=name, num_steps=200))
+    np.testing.assert_allclose(result.y, y0 * np.exp(-1.0), rtol=5e-3)
+    np.testing.assert_allclose(result.log_det, [-2.0], rtol=1e-4)
+    assert int(result.nfe) > 0
