@@ -116,6 +116,10 @@ def test_clayton_forward_kl_config_is_the_measured_recipe(repo_root, monkeypatch
     assert (config.final_rounds, config.steps_final) == (10, 400)
 
 
+# Slow (about 45 s): the default suite kills a flow run the same way
+# (test_experiments.py) and interrupts TemperFlow inside and between stages in-process
+# (test_interrupts.py, test_temperflow_kernel.py).
+@pytest.mark.slow
 def test_sigkill_inside_a_stage_then_resume_matches_an_uninterrupted_run_bitwise(repo_root,
                                                                                    tmp_path):
     import signal
