@@ -211,32 +211,13 @@ def maf_sides(args, peers: Sequence[str], x: np.ndarray) -> Dict[str, Any]:
     return {"runs": runs, "parameters": parameters}
 
 
-def available_peers(requested: Sequence[str]) -> List[str]:
-    out = []
-    for peer in requested:
-        if peer not in PEERS:
-            raise ValueError(f"unknown peer {peer!r}; valid: {', '.join(PEERS)}")
-        module = peer if peer in ("normflows", "zuko") else "torch"
-        if importlib.util.find_spec(module) is None:
-            print(f"skipping {peer}: {module} is not installed", file=sys.stderr)
-            continue
-        out.append(peer)
-    return out
+def available_peers(requested: Sequence[str]) -> list:
+    return harness.available_peers(requested, PEERS,
+                                   lambda peer: peer if peer in ("normflows", "zuko") else "torch")
 
 
 def measure(row: Dict[str, Any], args, guard: harness.LoadGuard) -> Dict[str, Any]:
-    runs = row.pop("runs")
-    for run in runs.values():  # compile and warm up (torch.compile needs two calls)
-        run()
-        run()
-    with guard.timed():
-        timings = harness.time_rounds(runs, args.rounds, per=args.steps)
-    row["ms_per_step"] = {name: harness.spread(v) for name, v in timings.ms.items()}
-    row["cpu_cores_used"] = {name: harness.spread(v) for name, v in timings.cpu_cores.items()}
-    row["ratio_to_gmjax"] = {name: harness.spread(harness.paired_ratios(timings.ms, name, "gmjax"))
-                             for name in runs if name != "gmjax"}
-    row["orders"] = timings.orders
-    return row
+    return harness.measure_sides(row, args.rounds, args.steps, guard)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -278,15 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows["maf"] = measure(maf_sides(args, peers, x), args, guard)
 
     ok = guard.finish()  # no ratio from an oversubscribed run, unless --allow_busy
-    print(f"{'flow':8s} {'side':14s} {'params':>7s} {'ms/step median [min, max]':>27s} "
-          f"{'cores':>5s} {'ratio to gmjax, paired' if ok else '':>26s}")
-    for flow, row in rows.items():
-        for side, ms in row["ms_per_step"].items():
-            ratio = row["ratio_to_gmjax"].get(side) if ok else None
-            print(f"{flow:8s} {side:14s} {row['parameters'][side]:7d} "
-                  f"{harness.format_spread(ms):>27s} "
-                  f"{row['cpu_cores_used'][side]['median']:5.2f} "
-                  f"{harness.format_spread(ratio, 2) if ratio else '':>26s}")
+    harness.print_rows(rows, ok, "flow")
     if not ok:
         return harness.EXIT_OVERSUBSCRIBED
     config = {**vars(args), "out": harness.display_path(args.out), "peers": peers,

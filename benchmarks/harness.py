@@ -44,6 +44,7 @@ import contextlib
 import dataclasses
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -150,6 +151,62 @@ def spread(values: Sequence[float]) -> Dict[str, float]:
 
 def format_spread(s: Mapping[str, float], digits: int = 3) -> str:
     return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
+
+
+def measure_sides(row: Dict[str, Any], rounds: int, steps: int,
+                  guard: Optional["LoadGuard"] = None, baseline: str = "gmjax") -> Dict[str, Any]:
+    """Times the sides of one comparison and fills ``row`` with the results.
+
+    ``row["runs"]`` (side -> ``run()``, popped) are warmed up twice each (``torch.compile``
+    compiles on its second call), then timed by ``time_rounds`` (``steps`` units per call,
+    inside ``guard.timed()`` when a guard is given). Adds ``ms_per_step`` and
+    ``cpu_cores_used`` (side -> ``spread``), ``ratio_to_<baseline>`` (other side ->
+    ``spread`` of the paired ratios side / baseline) and the round ``orders``; returns
+    ``row``.
+    """
+    runs = row.pop("runs")
+    for run in runs.values():
+        run()
+        run()
+    with guard.timed() if guard is not None else contextlib.nullcontext():
+        timings = time_rounds(runs, rounds, per=steps)
+    row["ms_per_step"] = {name: spread(v) for name, v in timings.ms.items()}
+    row["cpu_cores_used"] = {name: spread(v) for name, v in timings.cpu_cores.items()}
+    row[f"ratio_to_{baseline}"] = {name: spread(paired_ratios(timings.ms, name, baseline))
+                                   for name in runs if name != baseline}
+    row["orders"] = timings.orders
+    return row
+
+
+def print_rows(rows: Mapping[str, Mapping[str, Any]], show_ratios: bool,
+               label: str = "model") -> None:
+    """One line per (row, side) of ``measure_sides`` rows: parameters, ms per step, cores
+    used and, when ``show_ratios`` (not for an oversubscribed run), the paired ratio."""
+    print(f"{label:8s} {'side':14s} {'params':>7s} {'ms/step median [min, max]':>27s} "
+          f"{'cores':>5s} {'ratio to gmjax, paired' if show_ratios else '':>26s}")
+    for name, row in rows.items():
+        for side, ms in row["ms_per_step"].items():
+            ratio = row["ratio_to_gmjax"].get(side) if show_ratios else None
+            print(f"{name:8s} {side:14s} {row['parameters'][side]:7d} "
+                  f"{format_spread(ms):>27s} {row['cpu_cores_used'][side]['median']:5.2f} "
+                  f"{format_spread(ratio, 2) if ratio else '':>26s}")
+
+
+def available_peers(requested: Sequence[str], valid: Sequence[str],
+                    module_of: Callable[[str], str] = lambda peer: "torch") -> List[str]:
+    """The peers of ``requested`` whose package (``module_of(peer)``) is installed; an
+    unknown name raises ``ValueError`` naming the valid ones, a missing package is skipped
+    with a note on stderr."""
+    out = []
+    for peer in requested:
+        if peer not in valid:
+            raise ValueError(f"unknown peer {peer!r}; valid choices: {', '.join(valid)}")
+        module = module_of(peer)
+        if importlib.util.find_spec(module) is None:
+            print(f"skipping {peer}: {module} is not installed", file=sys.stderr)
+            continue
+        out.append(peer)
+    return out
 
 
 # ------------------------------------------------------------------------------ machine load

@@ -58,7 +58,6 @@ Needs the ``peers`` extra (``pip install -e ".[peers]"``: torch CPU build).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -226,35 +225,21 @@ def matmul_peak(size: int, repeats: int) -> Dict[str, float]:
 
 def measure(row: Dict[str, Any], args, flops: int, peak_gflops: float,
             guard: Optional[harness.LoadGuard]) -> Dict[str, Any]:
-    runs = row.pop("runs")
-    for run in runs.values():  # compile and warm up (torch.compile needs two calls)
-        run()
-        run()
-    if guard is None:
-        timings = harness.time_rounds(runs, args.rounds, per=args.steps)
-    else:
-        with guard.timed():
-            timings = harness.time_rounds(runs, args.rounds, per=args.steps)
+    row = harness.measure_sides(row, args.rounds, args.steps, guard)
     row["matmul_flops_per_step"] = flops
-    row["ms_per_step"] = {name: harness.spread(v) for name, v in timings.ms.items()}
-    row["cpu_cores_used"] = {name: harness.spread(v) for name, v in timings.cpu_cores.items()}
-    row["share_of_matmul_peak"] = {
-        name: harness.spread([flops / (ms * 1e-3) / (peak_gflops * 1e9) for ms in v])
-        for name, v in timings.ms.items()}
-    row["ratio_to_gmjax"] = {name: harness.spread(harness.paired_ratios(timings.ms, name, "gmjax"))
-                             for name in runs if name != "gmjax"}
-    row["orders"] = timings.orders
+
+    def share(ms: float) -> float:  # of the matmul peak, at ``ms`` per step
+        return flops / (ms * 1e-3) / (peak_gflops * 1e9)
+
+    row["share_of_matmul_peak"] = {  # share falls as time grows: min share at max ms
+        name: {"median": share(s["median"]), "min": share(s["max"]), "max": share(s["min"]),
+               "rounds": s["rounds"]}
+        for name, s in row["ms_per_step"].items()}
     return row
 
 
 def available_peers(requested: Sequence[str]) -> List[str]:
-    for peer in requested:
-        if peer not in PEERS:
-            raise ValueError(f"unknown peer {peer!r}; valid choices: {', '.join(PEERS)}")
-    if requested and importlib.util.find_spec("torch") is None:
-        print("skipping the torch sides: torch is not installed", file=sys.stderr)
-        return []
-    return list(requested)
+    return harness.available_peers(requested, PEERS)
 
 
 def variant_worker(args) -> int:
