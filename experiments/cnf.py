@@ -3,6 +3,15 @@
     python experiments/cnf.py --config experiments/configs/cnf_toy.py --workdir runs/cnf_fm
     python experiments/cnf.py --config experiments/configs/cnf_toy.py --workdir runs/ffjord \
         --config.model.name=ffjord --config.model.kinetic=0.01 --config.model.jacobian=0.01
+    python experiments/cnf.py --config experiments/configs/cnf_tabular.py --workdir runs/cnf_wine \
+        --config.data.name=wine
+
+Data: any vector data set (``data.name``): the toy densities (``cnf_toy.py``;
+``data.num_train`` points drawn, ``data.num_test`` fixed test points) or
+sklearn's tabular ``wine`` and ``breast_cancer`` (``cnf_tabular.py``: the
+whole fixed splits, standardized with the training split's statistics;
+``data.num_train`` / ``data.num_test``, where a config has them, keep the
+first examples).
 
 ``model.name`` picks the model and its training objective:
 
@@ -22,6 +31,10 @@
   velocities without any solve (Lipman et al. 2023;
   ``gmjax.objectives.flow_matching``; ``model.path``, ``model.coupling``).
 
+Data-parallel training (``train.num_devices``) compiles the steps of the two
+models that solve the ODE in their loss without ``shard_map``'s varying-axis
+checks (``train_step``; ``gmjax.flows.ode`` says why).
+
 Training logs ``loss`` and, for the two models trained through a solve,
 ``nll``, ``nfe`` (velocity evaluations of the step's solve) and the
 regularizers (``kinetic``, ``frobenius``; ``transport``, ``hjb``). Flow
@@ -29,8 +42,10 @@ matching trains without a solve: it logs no NFE.
 
 Writes the experiment contract into ``--workdir``: ``config.json``,
 ``metrics.jsonl``, ``metrics.json`` (``test_nll``, ``nll_excess`` where the
-true entropy is known, ``nfe_nll`` and ``nfe_sample``: velocity evaluations
-per example of the density and the sampling solves, ``sample_seconds`` for
+true entropy is known, else ``gaussian_test_nll``, the test NLL of the Gaussian
+fitted to the training split by maximum likelihood, ``nfe_nll`` and
+``nfe_sample``: velocity evaluations per example of the density and the
+sampling solves, ``sample_seconds`` for
 ``eval.num_samples`` samples, the two-sample distances of
 ``experiments/flow.py``, ``density_integral`` for 2-D data,
 ``train_seconds``, ``steps``), ``trajectories.png`` (samples at
@@ -54,9 +69,10 @@ from experiments.flow import grid_integral, mean_log_prob, two_sample_metrics
 from gmjax import experiment, viz
 from gmjax.data import BatchIterator, load_dataset
 from gmjax.data.registry import check_dataset_options, vector_dataset_names
+from gmjax.data.tabular import TABULAR_DATA_SOURCES
 from gmjax.data.toy import TOY_DENSITIES
 from gmjax.flows import Flow
-from gmjax.flows.continuous import CNFBijector, cnf_flow
+from gmjax.flows.continuous import PROBE_RNG, CNFBijector, cnf_flow
 from gmjax.flows.ode import ODE_SOLVERS, TRACE_ESTIMATORS, ODEOptions, integrate
 from gmjax.flows.otflow import otflow_flow, otflow_velocity
 from gmjax.objectives.flow_matching import (FM_COUPLINGS, FM_PATHS, cnf_velocity,
@@ -71,7 +87,7 @@ CHOICES = {"data.name": vector_dataset_names, "model.name": MODELS,
            "model.path": FM_PATHS, "model.coupling": FM_COUPLINGS,
            "eval.solver": ODE_SOLVERS, "eval.trace": TRACE_ESTIMATORS,
            "optim.name": OPTIMIZERS, "optim.schedule": SCHEDULES}
-POSITIVE = ("data.batch_size", "data.num_train", "data.num_test", "train.steps",
+POSITIVE = ("data.batch_size", "train.steps",
             "train.log_every", "train.checkpoint_every", "train.steps_per_call", "optim.lr",
             "model.embed_dim", "model.num_steps", "model.width",
             "model.num_layers", "eval.tol", "eval.num_steps", "eval.num_samples",
@@ -83,12 +99,23 @@ EVAL_POINTS = 2_000  # test points of the evaluations during training
 PATHS = 40           # trajectories.png: paths drawn in its last panel
 
 
+def bundled(name: str) -> bool:
+    """Whether data set ``name`` needs no files: a toy density or a tabular set of sklearn."""
+    return name in TOY_DENSITIES or name in TABULAR_DATA_SOURCES
+
+
 def data_options(config: ml_collections.ConfigDict) -> Dict[str, Any]:
     options = experiment.section_options(config, "data.options") if "options" in config.data \
         else {}
-    if config.data.name not in TOY_DENSITIES:
+    if not bundled(config.data.name):
         options["data_dir"] = config.data.data_dir or None
     return options
+
+
+def split_size(config: ml_collections.ConfigDict, field: str) -> Optional[int]:
+    """``data.num_train`` / ``data.num_test``: the points drawn from a toy density, the first
+    examples of a real split; a config without the field (``cnf_tabular.py``) takes all."""
+    return config.data[field] if field in config.data else None
 
 
 def data_dim(config: ml_collections.ConfigDict) -> int:
@@ -117,6 +144,19 @@ def solver_options(block: ml_collections.ConfigDict, tol_field: str, trace: str)
     return _options(block.solver, block.num_steps, 1.0, trace)
 
 
+def gaussian_test_nll(train_x: np.ndarray, test_x: np.ndarray) -> float:
+    """The mean NLL on ``test_x`` of the Gaussian fitted to ``train_x`` by maximum likelihood
+    (sample mean, covariance with ``ddof=0``), in float64."""
+    train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
+    mean = train_x.mean(axis=0)
+    cov = np.cov(train_x, rowvar=False, bias=True).reshape(mean.size, mean.size)
+    chol = np.linalg.cholesky(cov)
+    z = np.linalg.solve(chol, (test_x - mean).T)  # [d, n], whitened
+    log_det = 2.0 * np.sum(np.log(np.diag(chol)))
+    return float(0.5 * np.mean(np.sum(z ** 2, axis=0)) + 0.5 * log_det
+                 + 0.5 * mean.size * np.log(2 * np.pi))
+
+
 def log_normal(z: jax.Array) -> jax.Array:
     return -0.5 * jnp.sum(z ** 2, axis=1) - 0.5 * z.shape[1] * np.log(2 * np.pi)
 
@@ -129,6 +169,7 @@ class Model:
     flow: Flow
     loss: Callable  # (params, x, key) -> (scalar, metrics)
     eval_options: ODEOptions  # the evaluation solve (OT-Flow: its own RK4)
+    solves: bool = True  # the loss runs an ODE solve (see gmjax.flows.ode on shard_map)
 
 
 def build_model(model: ml_collections.ConfigDict, dim: int) -> Model:
@@ -161,7 +202,7 @@ def build_model(model: ml_collections.ConfigDict, dim: int) -> Model:
         flow = cnf_flow((dim,), hidden=hidden, embed_dim=embed_dim)
         loss = flow_matching_loss(cnf_velocity(flow), path=model.path, coupling=model.coupling,
                                   sigma_min=model.sigma_min)
-        return Model(name, flow, loss, ODEOptions())
+        return Model(name, flow, loss, ODEOptions(), solves=False)
 
     options = solver_options(model, "rtol", model.trace)
     flow = cnf_flow((dim,), hidden=hidden, embed_dim=embed_dim, options=options)
@@ -180,6 +221,13 @@ def build_model(model: ml_collections.ConfigDict, dim: int) -> Model:
                        "nfe": r.nfe.astype(jnp.float32)}
 
     return Model(name, flow, loss, options)
+
+
+def train_step(model: Model, optimizer, mesh, steps_per_call: int = 1):
+    """The data-parallel train step of ``model``: a loss that runs a diffrax solve is compiled
+    without ``shard_map``'s varying-axis checks (``gmjax.flows.ode`` says why)."""
+    return make_train_step(model.loss, optimizer, mesh, steps_per_call=steps_per_call,
+                           check_vma=not model.solves)
 
 
 def eval_options(config: ml_collections.ConfigDict) -> Optional[ODEOptions]:
@@ -201,6 +249,20 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     except ValueError as e:
         raise experiment.ConfigError(f"bad --config.data.options: {e}") from None
     dim = data_dim(config)
+    for split, field in (("train", "num_train"), ("test", "num_test")):
+        if config.data.name in TOY_DENSITIES and field not in config.data:
+            raise experiment.ConfigError(
+                f"--config.data.name={config.data.name!r} is a toy density: the config needs "
+                f"data.{field} (start from experiments/configs/cnf_toy.py)")
+        if field in config.data and not config.data[field] > 0:
+            raise experiment.ConfigError(f"--config.data.{field}={config.data[field]!r} must "
+                                         f"be positive")
+        if config.data.name not in TOY_DENSITIES and field in config.data:
+            try:
+                load_dataset(config.data.name, split, n=split_size(config, field),
+                             seed=config.seed, **options)
+            except ValueError as e:
+                raise experiment.ConfigError(f"--config.data.{field}: {e}") from None
     try:
         build_model(config.model, dim)
     except ValueError as e:
@@ -224,8 +286,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 def unread_fields(config: ml_collections.ConfigDict) -> Dict[str, str]:
     """The fields a run of ``config`` does not read, and why."""
-    unread = ({"data.data_dir": "toy densities are sampled in memory; nothing is loaded"}
-              if config.data.name in TOY_DENSITIES else {})
+    unread = ({"data.data_dir": "toy densities and sklearn's tabular data sets need no files"}
+              if bundled(config.data.name) else {})
     try:
         dim = data_dim(config)
     except (ValueError, FileNotFoundError, experiment.ConfigError):
@@ -334,20 +396,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     init_key, train_key, probe_key, sample_key, path_key = jax.random.split(
         jax.random.PRNGKey(config.seed), 5)
     options = data_options(config)
-    train = load_dataset(config.data.name, "train", n=config.data.num_train, seed=config.seed,
-                         **options)
-    test = load_dataset(config.data.name, "test", n=config.data.num_test, seed=config.seed,
-                        **options)
+    train = load_dataset(config.data.name, "train", n=split_size(config, "num_train"),
+                         seed=config.seed, **options)
+    test = load_dataset(config.data.name, "test", n=split_size(config, "num_test"),
+                        seed=config.seed, **options)
     train_x = np.asarray(train.x, np.float32)
     test_x = np.asarray(test.x, np.float32)
     dim = train_x.shape[1]
     model = build_model(config.model, dim)
     evaluation = eval_options(config)
-    params = jax.jit(model.flow.init)(init_key, train_x[:8])
+    # A Hutchinson CNF draws a probe even while it initializes.
+    params = jax.jit(model.flow.init)({"params": init_key,
+                                       PROBE_RNG: jax.random.fold_in(init_key, 1)}, train_x[:8])
     optimizer = make_optimizer(config.optim, config.train.steps)
     mesh = experiment.config_mesh(config)
     state = TrainState.create(params, optimizer, train_key)
-    step = make_train_step(model.loss, optimizer, mesh, steps_per_call=config.train.steps_per_call)
+    step = train_step(model, optimizer, mesh, config.train.steps_per_call)
     batches = BatchIterator(train_x, config.data.batch_size, seed=config.seed,
                             process_index=jax.process_index(),
                             process_count=jax.process_count())
@@ -387,6 +451,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if density is not None and density.has_log_prob:
         # Paired on the test set: an unbiased estimate of KL(p || q) = test NLL - entropy.
         metrics["nll_excess"] = metrics["test_nll"] + mean_log_prob(density.log_prob, test_x)
+    else:  # no true density to compare with: the Gaussian baseline
+        metrics["gaussian_test_nll"] = gaussian_test_nll(train_x, test_x)
     log_prob = jax.jit(lambda x: solves.log_prob(x)[0])
     if dim == 2 and config.eval.density:
         metrics["density_integral"] = grid_integral(log_prob, test_x, resolution=200)

@@ -413,7 +413,8 @@ def test_iterator_errors_and_stacking():
 
 
 def test_dataset_registry_names():
-    assert sorted(DATASETS.names()) == sorted(TOY_NAMES + ["digits", "mnist", "fashion_mnist"])
+    assert sorted(DATASETS.names()) == sorted(TOY_NAMES + ["digits", "mnist", "fashion_mnist",
+                                                           "wine", "breast_cancer"])
     with pytest.raises(ValueError, match="fashion_mnist"):
         load_dataset("cifar10", "train")
 

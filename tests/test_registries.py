@@ -30,6 +30,7 @@ import pytest
 
 from gmjax.data import DATASETS, DatasetNotFoundError, load_dataset
 from gmjax.data.images import IMAGE_DATA_SOURCES
+from gmjax.data.tabular import TABULAR_DATA_SOURCES
 from gmjax.data.toy import TOY_DENSITIES
 from gmjax.objectives.adversarial import GAN_LOSSES
 from gmjax.flows.ode import ODE_SOLVERS, ODEOptions, integrate
@@ -159,6 +160,8 @@ def expected_layout(name):
         return (8, 8, 1), np.float32, True, 17
     if name in IMAGE_DATA_SOURCES:
         return (28, 28, 1), np.uint8, True, 256
+    if name in TABULAR_DATA_SOURCES:  # standardized features, class labels
+        return (TABULAR_DATA_SOURCES[name][1],), np.float32, True, None
     raise AssertionError(f"data set {name!r} has no documented layout here; add it")
 
 
@@ -172,7 +175,7 @@ def test_dataset_contract(name):
     assert data.name == name and data.split == "test" and len(data) == 16
     assert data.x.shape == (16,) + shape and data.x.dtype == dtype
     assert bool(np.all(np.isfinite(data.x)))
-    if dtype == np.float32 and labelled:
+    if dtype == np.float32 and num_levels is not None:  # images in [0, 1]
         assert 0.0 <= data.x.min() and data.x.max() <= 1.0
     if labelled:
         assert data.y.shape == (16,) and data.y.dtype == np.int32

@@ -1,4 +1,5 @@
-"""Data sets as numpy arrays: toy 2-D densities, sklearn digits, MNIST and Fashion-MNIST.
+"""Data sets as numpy arrays: toy 2-D densities, sklearn digits, MNIST and Fashion-MNIST,
+sklearn's tabular wine and breast cancer.
 
 ``load_dataset(name, split)`` is the entry point; ``BatchIterator`` turns a
 data set into a seeded, restartable stream of batches; ``transforms`` holds
@@ -16,6 +17,7 @@ from gmjax.data.images import (
 from gmjax.data.iterator import BatchIterator, stack_batches, take_batches
 from gmjax.data.registry import DATASETS, Dataset, load_dataset
 from gmjax.data.splits import SplitSpec, parse_split
+from gmjax.data.tabular import load_tabular
 from gmjax.data.toy import (
     TOY_DENSITIES,
     Checkerboard,
@@ -55,6 +57,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_image_dataset",
     "load_mnist",
+    "load_tabular",
     "logit_transform",
     "parse_split",
     "read_idx",

@@ -3,7 +3,8 @@
 Names: the toy densities of ``gmjax.data.toy`` (``moons``, ``circles``,
 ``8gaussians``, ``25gaussians``, ``checkerboard``, ``pinwheel``, ``2spirals``,
 ``swissroll``, ``rings``), ``digits`` (sklearn 8x8), ``mnist`` and
-``fashion_mnist``. ``DATASETS.get(name)`` is the loader
+``fashion_mnist``, and the tabular ``wine`` (13 features) and ``breast_cancer``
+(30) of ``gmjax.data.tabular``. ``DATASETS.get(name)`` is the loader
 ``(split, *, data_dir, n, seed, **options) -> Dataset``; an unknown name fails
 with the list of valid ones.
 
@@ -39,7 +40,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from gmjax.data import digits, images
+from gmjax.data import digits, images, tabular
 from gmjax.data.splits import parse_split
 from gmjax.data.toy import TOY_DENSITIES, ToyDensity
 from gmjax.registry import Registry, check_options
@@ -56,7 +57,9 @@ class Dataset:
 
     Attributes:
       x: examples, ``[n, 2]`` float32 (toy), ``[n, 8, 8, 1]`` float32 in [0, 1]
-        (digits) or ``[n, 28, 28, 1]`` uint8 (mnist, fashion_mnist).
+        (digits), ``[n, 28, 28, 1]`` uint8 (mnist, fashion_mnist) or ``[n, d]`` float32
+        standardized with the training split's statistics (wine: d = 13,
+        breast_cancer: d = 30).
       y: ``int32 [n]`` labels, or ``None`` (toy densities).
       name, split: what was asked for.
       density: the toy density object (``log_prob``, ``entropy``), else ``None``.
@@ -152,9 +155,20 @@ def _image_loader(name: str) -> Loader:
     return load
 
 
+def _tabular_loader(name: str) -> Loader:
+    def load(split: str, *, data_dir=None, n=None, seed: int = 0) -> Dataset:
+        del data_dir, seed  # bundled with sklearn; the split is fixed (tabular.SPLIT_SEED)
+        x, y = _first_n(*tabular.load_tabular(name, split), n, name, split)
+        return Dataset(x=x, y=y, name=name, split=split)
+
+    return load
+
+
 for _name in TOY_DENSITIES.names():
     DATASETS.register(_name)(_toy_loader(TOY_DENSITIES.get(_name)))
 for _name in images.IMAGE_DATA_SOURCES:
     DATASETS.register(_name)(_image_loader(_name))
+for _name in tabular.TABULAR_DATA_SOURCES:
+    DATASETS.register(_name)(_tabular_loader(_name))
 del _name
 IMAGE_DATASETS = frozenset(("digits", *images.IMAGE_DATA_SOURCES))

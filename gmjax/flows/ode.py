@@ -34,6 +34,19 @@ Choices, each by name (a bad name fails with the valid ones listed):
   (``diffrax.BacksolveAdjoint``, Chen et al. 2018: O(1) memory, gradients exact
   only up to the solver's tolerance).
 
+Inside ``jax.shard_map`` (data-parallel training, ``gmjax.training``) a solve
+runs only with the map's varying-axis checks off (``make_train_step(...,
+check_vma=False)``): diffrax creates its loop carries and save buffers
+device-invariant, so a device-varying state fails those checks
+(patrick-kidger/diffrax#735), and ``integrate`` refuses such a state with that
+advice. There the ``"direct"`` adjoint is ``diffrax.DirectAdjoint``: the
+backward pass of ``RecursiveCheckpointAdjoint``'s checkpointed loop fails
+equinox's closure-conversion check (the array types it compares carry the
+map's manual mesh on one side only). Both backpropagate through the same discretized solve,
+so the gradients agree to float rounding (``tests/test_cnf_multidevice.py``).
+The ``"backsolve"`` adjoint does not trace inside ``shard_map`` and is refused
+there.
+
 Running costs (``integrate(..., regularize=True)``), integrated alongside the
 state over |dt| (so they are positive whichever way the solve runs): the RNODE
 regularizers of Finlay, Jacobsen, Nurbekyan and Oberman (2020, "How to train
@@ -183,6 +196,25 @@ class ODEResult(NamedTuple):
     costs: Optional[jax.Array] = None
 
 
+def _manual_axes() -> tuple:
+    """The mesh axes of an enclosing ``shard_map`` (empty outside one)."""
+    return tuple(getattr(jax.sharding.get_abstract_mesh(), "manual_axes", ()))
+
+
+def _varying_axes(tree: PyTree) -> frozenset:
+    """The manual mesh axes some array of ``tree`` varies over (``shard_map``'s
+    varying-axis types; empty with the checks off or outside a ``shard_map``)."""
+    axes = set()
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.Array):
+            aval = jax.typeof(leaf)
+            vma = getattr(aval, "vma", None)
+            if vma is None:
+                vma = getattr(getattr(aval, "manual_axis_type", None), "varying", ())
+            axes.update(vma)
+    return frozenset(axes)
+
+
 def draw_probe(key: jax.Array, shape, probe: str, dtype=jnp.float32) -> jax.Array:
     """A probe with ``E[eps eps^T] = I``: Rademacher (+-1) or standard Gaussian entries."""
     if probe == "rademacher":
@@ -287,6 +319,17 @@ def integrate(velocity: Velocity, y0: jax.Array, t0: float, t1: float, *,
       ``ODEResult(y, log_det [n], nfe, num_steps, kinetic, frobenius, costs)``.
     """
     options.check()
+    manual = _manual_axes()
+    varying = _varying_axes((y0, args, key)) if manual else frozenset()
+    if varying:
+        raise ValueError(
+            f"a diffrax solve does not pass shard_map's varying-axis checks (its loop carries "
+            f"are created device-invariant; patrick-kidger/diffrax#735), and this state "
+            f"varies over {sorted(varying)}: compile the step with check_vma=False "
+            f"(make_train_step(..., check_vma=False)) or run on one device")
+    if manual and options.adjoint == "backsolve":
+        raise ValueError("adjoint='backsolve' does not run inside shard_map (diffrax's "
+                         "BacksolveAdjoint fails to trace there); use adjoint='direct'")
     if divergence is not None and regularize:
         raise ValueError("regularize=True takes the Frobenius norm from the trace estimator of "
                          "options; a model with its own divergence brings its own running_cost")
@@ -345,8 +388,12 @@ def integrate(velocity: Velocity, y0: jax.Array, t0: float, t1: float, *,
         controller = diffrax.ConstantStepSize()
         dt0 = (t1 - t0) / options.num_steps
         max_steps = options.num_steps
-    adjoint = (diffrax.RecursiveCheckpointAdjoint() if options.adjoint == "direct"
-               else diffrax.BacksolveAdjoint(solver=spec.make(), stepsize_controller=controller))
+    if options.adjoint == "backsolve":
+        adjoint = diffrax.BacksolveAdjoint(solver=spec.make(), stepsize_controller=controller)
+    elif manual:  # inside shard_map, see the module doc
+        adjoint = diffrax.DirectAdjoint()
+    else:
+        adjoint = diffrax.RecursiveCheckpointAdjoint()
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(field), spec.make(), t0=t0, t1=t1, dt0=dt0,
         y0=state0, args=args, stepsize_controller=controller,

@@ -40,6 +40,16 @@ On a mesh of one device the step is a plain ``jax.jit`` of the same function
 identities and the device index is 0, so the keys and the arithmetic are
 those of a size-one ``shard_map``, up to how XLA fuses the operations.
 
+``check_vma=False`` compiles the ``shard_map`` without its varying-axis type
+checks. A loss that runs a diffrax solve needs it: diffrax creates its loop
+carries and save buffers device-invariant, and a state that varies over
+devices (the batch shard) then fails those checks ("cond branches must have
+equal output types", "while_loop body function carry input and carry output
+must have equal types"; patrick-kidger/diffrax#735). Without the checks
+``to_varying`` is the identity and no collective is inserted implicitly, so
+each device still differentiates its own shard's loss and the explicit
+``pmean`` averages: the same step (``tests/test_cnf_multidevice.py``).
+
 Gradient accumulation is an optimizer property (``optim.accumulate_steps``,
 ``optax.MultiSteps``), so it composes with everything here.
 """
@@ -136,7 +146,7 @@ def gradient_update(loss_fn: LossFn, optimizer: optax.GradientTransformation,
 
 def data_parallel(fn: Callable, mesh: Mesh, leading_axes: int = 0,
                   donate: bool = True, split_batch: bool = True,
-                  num_replicated: int = 0) -> Callable:
+                  num_replicated: int = 0, check_vma: bool = True) -> Callable:
     """Compiles ``fn(state, batch, *replicated) -> (state, metrics)`` over the ``data`` mesh.
 
     The state is replicated, the batch split along its batch axis (which comes
@@ -144,7 +154,8 @@ def data_parallel(fn: Callable, mesh: Mesh, leading_axes: int = 0,
     outputs are replicated. With ``split_batch=False`` the batch is replicated
     too: samplers, whose "data" are draws each device makes from its own key,
     pass their conditioning (a temperature, a reference model) that way.
-    ``num_replicated`` further arguments (flags) are replicated.
+    ``num_replicated`` further arguments (flags) are replicated. ``check_vma=False``
+    turns off ``shard_map``'s varying-axis checks (see the module doc).
 
     On one device this is a plain ``jax.jit`` of ``fn`` with the collectives of
     this module (``axis_index``, ``pmean``, ``to_varying``) as identities; on
@@ -161,7 +172,7 @@ def data_parallel(fn: Callable, mesh: Mesh, leading_axes: int = 0,
                        out_shardings=(replicated, replicated))
     batch_spec = P(*([None] * leading_axes), DATA_AXIS) if split_batch else P()
     mapped = jax.shard_map(fn, mesh=mesh, in_specs=(P(), batch_spec) + (P(),) * num_replicated,
-                           out_specs=(P(), P()))
+                           out_specs=(P(), P()), check_vma=check_vma)
     return synchronous_on_cpu(jax.jit(mapped, donate_argnums=donate_argnums), mesh)
 
 
@@ -261,7 +272,7 @@ class TrainStep:
 
 def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, mesh: Mesh,
                     *, steps_per_call: int = 1, donate: bool = True,
-                    shared_batch: bool = False) -> TrainStep:
+                    shared_batch: bool = False, check_vma: bool = True) -> TrainStep:
     """Builds the jitted, data-parallel ``step(state, batch, log=True) -> (state, metrics)``.
 
     Args:
@@ -273,6 +284,8 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, me
       donate: donate the input state's buffers (the caller must not reuse it).
       shared_batch: replicate the batch and reuse it in every scanned update
         (conditioning for samplers, see module doc).
+      check_vma: keep ``shard_map``'s varying-axis checks; False for losses that run a
+        diffrax solve (see module doc).
     """
     if steps_per_call < 1:
         raise ValueError(f"steps_per_call must be >= 1, got {steps_per_call}")
@@ -285,25 +298,27 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, me
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return build_train_step(one_step, mesh, steps_per_call=steps_per_call, donate=donate,
-                            shared_batch=shared_batch)
+                            shared_batch=shared_batch, check_vma=check_vma)
 
 
 def build_train_step(one_step: Callable[[PyTree, PyTree, Union[bool, jax.Array]],
                                         Tuple[PyTree, Metrics]],
                      mesh: Mesh, *, steps_per_call: int = 1, donate: bool = True,
-                     shared_batch: bool = False, leading_axes: int = 0) -> TrainStep:
+                     shared_batch: bool = False, leading_axes: int = 0,
+                     check_vma: bool = True) -> TrainStep:
     """Compiles ``one_step(state, batch, norm) -> (state, metrics)`` into a ``TrainStep``.
 
     ``norm`` (a bool, or a traced bool inside a scan) says whether the update
     computes ``metrics["grad_norm"]``; ``leading_axes`` stacking axes (the
     critic axis of a min-max step) come before the batch axis, after the scan
     axis when ``steps_per_call > 1``. The builder behind ``make_train_step``
-    and ``make_minmax_step``.
+    and ``make_minmax_step``; ``check_vma`` as there.
     """
     if steps_per_call == 1:
         def build(log: bool) -> Callable:
             return data_parallel(lambda state, batch: one_step(state, batch, log), mesh,
-                                 leading_axes, donate, split_batch=not shared_batch)
+                                 leading_axes, donate, split_batch=not shared_batch,
+                                 check_vma=check_vma)
 
         return TrainStep(build, mesh, steps_per_call, shared_batch)
 
@@ -321,7 +336,8 @@ def build_train_step(one_step: Callable[[PyTree, PyTree, Union[bool, jax.Array]]
                        for name, v in metrics.items()}
 
     compiled = data_parallel(scanned, mesh, leading_axes + 1, donate,
-                             split_batch=not shared_batch, num_replicated=1)
+                             split_batch=not shared_batch, num_replicated=1,
+                             check_vma=check_vma)
     replicated = NamedSharding(mesh, P())
     flags = {log: jax.device_put(np.bool_(log), replicated) for log in (False, True)}
     return TrainStep(lambda log: _WithArgument(compiled, flags[log]), mesh, steps_per_call,
