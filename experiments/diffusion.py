@@ -14,7 +14,9 @@
   trained by L_simple (``objectives.diffusion.ddpm_loss``); sampled by
   ancestral sampling (``eval.variance``: beta or beta_tilde) over all T
   steps or by DDIM (Song, Meng and Ermon 2021) with ``eval.ddim_steps`` steps
-  and ``eval.eta``. Both samplers are always run and reported side by side
+  and ``eval.eta``; both clip the predicted x_0 to [-c, c] with
+  ``eval.clip_x0`` = c > 0 (images: 1, as Ho et al.'s sampler; 0: no
+  clipping). Both samplers are always run and reported side by side
   (``ancestral_*``, ``ddim_*``); ``eval.sampler`` picks the headline one.
   Likelihood: the variational bound (``elbo``; images: ``bits_per_dim``).
 * ``ncsn`` (Song and Ermon 2019): denoising score matching at
@@ -46,10 +48,15 @@ known) by the probability flow (``sde``), or ``elbo`` and
 ``nll_excess_bound`` (``-elbo`` minus the entropy, paired) by the bound
 (``ddpm``); ``reverse.png`` shows samples along the reverse process as a row
 of panels and ``score.png`` the learned score field on the plane at two noise
-levels. Images: ``samples.png`` (an 8x8 grid), ``bits_per_dim`` and
-``test_nll`` from the bound on ``eval.nll_examples`` test images (``ddpm``),
-and with ``eval.feature_network`` (the workdir of a classifier run) the
-Fréchet distance of ``eval.num_samples`` samples to as many test images.
+levels. Images: every sampler (``ddpm``: ancestral over all T steps and DDIM)
+draws the same ``samples_drawn`` images -- ``eval.num_samples`` (at least 64)
+with ``eval.feature_network`` (the workdir of a classifier run), else 64 --
+and reports ``<sampler>_sample_seconds`` (compilation excluded) and, with the
+feature network, ``<sampler>_frechet_distance`` of the first
+``eval.num_samples`` draws to as many test images; ``samples.png`` is an 8x8
+grid of the headline sampler's first draws; ``bits_per_dim`` and ``test_nll``
+come from the bound on ``eval.nll_examples`` test images (``ddpm``;
+``nll_seconds``, compilation included).
 """
 
 from __future__ import annotations
@@ -287,8 +294,14 @@ class EvalPlan:
 def sampler_options(config: ml_collections.ConfigDict, name: str, model: Diffusion,
                     ode: Callable[[], ODEOptions], t_min: Callable[[], float]) -> Dict[str, Any]:
     e = config.eval
+    if name in ("ancestral", "ddim"):
+        clip = e.clip_x0
+        if not clip >= 0:
+            raise experiment.ConfigError(f"--config.eval.clip_x0={clip!r} must be >= 0 (0: no "
+                                         f"clipping; images in [-1, 1]: 1)")
+        clip = {"clip_x0": float(clip) if clip > 0 else None}
     if name == "ancestral":
-        return {"variance": e.variance}
+        return {"variance": e.variance, **clip}
     if name == "ddim":
         steps = _positive_int(config, "eval.ddim_steps")
         total = model.schedule.num_steps
@@ -299,7 +312,7 @@ def sampler_options(config: ml_collections.ConfigDict, name: str, model: Diffusi
         if not e.eta >= 0:
             raise experiment.ConfigError(f"--config.eval.eta={e.eta!r} must be >= 0 (0: "
                                          f"deterministic DDIM, 1: ancestral-like noise)")
-        return {"num_steps": steps, "eta": float(e.eta)}
+        return {"num_steps": steps, "eta": float(e.eta), **clip}
     if name == "langevin":
         return {"steps_per_level": _positive_int(config, "eval.langevin_steps"),
                 "step_size": _positive(config, "eval.step_size")}
@@ -502,8 +515,12 @@ def draw_samples(fn: Callable, params, key: jax.Array, n: int, chunk: int) -> np
 
 def timed_samples(fn: Callable, params, key: jax.Array, n: int, chunk: int
                   ) -> Tuple[np.ndarray, float]:
-    """``draw_samples`` and its wall-clock seconds, compiled outside the timing."""
-    jax.block_until_ready(fn(params, key))
+    """``draw_samples`` and its wall-clock seconds, compiled (ahead of time, without a
+    warm-up draw) outside the timing."""
+    if hasattr(fn, "lower"):
+        fn = fn.lower(params, key).compile()
+    else:
+        jax.block_until_ready(fn(params, key))
     t0 = time.perf_counter()
     samples = draw_samples(fn, params, key, n, chunk)
     return samples, time.perf_counter() - t0
@@ -608,13 +625,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     headline = None
     if image:
         chunk = plan.batch_size
-        grid_fn = sample_fn(model, plan.sampler, plan.options[plan.sampler],
-                            (GRID * GRID, *shape))
-        jax.block_until_ready(grid_fn(params, sample_key))
-        t0 = time.perf_counter()
-        headline = np.asarray(jax.block_until_ready(grid_fn(params, sample_key)))
-        metrics["sample_seconds"] = time.perf_counter() - t0
-        metrics["sample_seconds_per_image"] = metrics["sample_seconds"] / (GRID * GRID)
+        network = None
         if plan.feature_network:
             from gmjax.models import load_feature_network
 
@@ -622,25 +633,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             real = (test_x[:plan.num_samples] + 1.0) / 2.0
             real_features = network.features_and_probs(real)[0]
             metrics["feature_network"] = network.describe()
-            for sampler, options in plan.options.items():
-                fn = sample_fn(model, sampler, options, (chunk, *shape))
-                fake, seconds = timed_samples(fn, params, sample_key, len(real), chunk)
-                fake_features = network.features_and_probs(np.clip((fake + 1.0) / 2.0, 0, 1))[0]
-                fd = M.frechet_distance(real_features, fake_features)
-                metrics[f"{sampler}_frechet_distance"] = fd
-                metrics[f"{sampler}_sample_seconds"] = seconds
-                if sampler == plan.sampler:
-                    metrics["frechet_distance"] = fd
             metrics["frechet_samples"] = len(real)
-        elif len(plan.options) > 1:  # DDPM without features: the samplers' times
-            for sampler, options in plan.options.items():
-                fn = sample_fn(model, sampler, options, (chunk, *shape))
-                _, seconds = timed_samples(fn, params, sample_key, chunk, chunk)
-                metrics[f"{sampler}_sample_seconds_per_image"] = seconds / chunk
+        # Every sampler draws the same number: the Fréchet samples (at least the grid's).
+        n = max(len(real), GRID * GRID) if network else GRID * GRID
+        metrics["samples_drawn"] = n
+        for sampler, options in plan.options.items():
+            fn = sample_fn(model, sampler, options, (min(chunk, n), *shape))
+            fake, seconds = timed_samples(fn, params, sample_key, n, min(chunk, n))
+            metrics[f"{sampler}_sample_seconds"] = seconds
+            metrics[f"{sampler}_sample_seconds_per_image"] = seconds / n
+            if network:
+                fake_features = network.features_and_probs(
+                    np.clip((fake[:len(real)] + 1.0) / 2.0, 0, 1))[0]
+                metrics[f"{sampler}_frechet_distance"] = M.frechet_distance(real_features,
+                                                                           fake_features)
+            if sampler == plan.sampler:
+                headline = fake[:GRID * GRID]
+                metrics["sample_seconds"] = seconds
+                metrics["sample_seconds_per_image"] = seconds / n
+                if network:
+                    metrics["frechet_distance"] = metrics[f"{sampler}_frechet_distance"]
         if model.family == "ddpm":
             x = test_x[:plan.nll_examples]
+            t0 = time.perf_counter()
             nll = bound_nll(model, params, x, nll_key, plan.options["ancestral"]["variance"],
                             "discretized", num_levels, min(chunk, len(x)))
+            metrics["nll_seconds"] = time.perf_counter() - t0  # compilation included
             dims = math.prod(shape)
             metrics["test_nll"] = float(np.mean(nll))
             metrics["elbo"] = -metrics["test_nll"]

@@ -169,6 +169,27 @@ def test_ddim_eta_one_with_all_steps_is_ancestral(schedule):
     np.testing.assert_array_equal(path[-1], b)
 
 
+def test_clipping_x0_bounds_the_samples_and_a_wide_bound_changes_nothing():
+    schedule = make_schedule("linear", 50)
+    key = jax.random.PRNGKey(3)
+
+    def bad_eps(x, t):  # a network whose x0_hat runs far outside [-1, 1]
+        return -3.0 * x
+
+    for sample in (lambda **o: ancestral_sample(bad_eps, schedule, key, (64, 2), **o),
+                   lambda **o: ddim_sample(bad_eps, schedule, key, (64, 2), 10, **o)):
+        free, clipped = np.asarray(sample()), np.asarray(sample(clip_x0=1.0))
+        assert np.abs(free).max() > 2.0 and np.abs(clipped).max() <= 1.0 + 1e-6
+    # The clipped branch computes the same posterior mean: a bound never reached changes
+    # nothing.
+    eps_fn = exact_eps(schedule)
+    a = ancestral_sample(eps_fn, schedule, key, (64, 2))
+    b = ancestral_sample(eps_fn, schedule, key, (64, 2), clip_x0=1e6)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    with pytest.raises(ValueError, match="clip_x0 must be None or a bound > 0"):
+        ddim_sample(eps_fn, schedule, key, (2, 2), 5, clip_x0=0.0)
+
+
 def test_probability_flow_samples_and_likelihood():
     sde = make_sde("vp")
     score_fn = exact_score(sde)

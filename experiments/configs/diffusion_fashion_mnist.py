@@ -46,6 +46,7 @@ def diffusion_image_config() -> ml_collections.ConfigDict:
     config.model.sigma_min = 0.01          # ncsn and the VE SDE on [-1, 1] images
     config.model.sigma_max = 50.0
     config.eval.step_size = 2e-5           # ncsn: Song and Ermon's eps for images
+    config.eval.clip_x0 = 1.0              # ddpm samplers: x0_hat clipped to the data's [-1, 1]
     config.eval.num_samples = 1_000        # with a feature network: samples per sampler
     config.eval.nll_examples = 500
     config.eval.batch_size = 250

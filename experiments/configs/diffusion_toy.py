@@ -52,6 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.variance = "beta"          # ancestral sampling (and the bound): beta, beta_tilde
     config.eval.ddim_steps = 50
     config.eval.eta = 0.0
+    config.eval.clip_x0 = 0.0              # ddpm samplers: clip x0_hat to [-c, c] (0: never)
     config.eval.langevin_steps = 100       # ncsn: steps per noise level
     config.eval.step_size = 2e-4           # ncsn: Langevin step at the smallest level
     config.eval.sample_steps = 1_000       # sde: reverse-SDE steps

@@ -8,7 +8,7 @@ Each loop is one ``lax.scan``; jit the caller.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,8 @@ ANCESTRAL_VARIANCES = ("beta", "beta_tilde")
 
 
 def ancestral_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: Sequence[int],
-                     variance: str = "beta", return_path: bool = False):
+                     variance: str = "beta", return_path: bool = False,
+                     clip_x0: Optional[float] = None):
     """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2).
 
     From ``x_T ~ N(0, I)``, for t = T, ..., 1:
@@ -33,10 +34,16 @@ def ancestral_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: S
     optimal for x_0 ~ N(0, I)) or ``beta~_t`` (``"beta_tilde"``, optimal for x_0 a
     point); Ho et al. report similar results with both.
 
+    The mean is the posterior mean mu~_t(x_t, x0_hat) at ``x0_hat = predict_x0(x_t,
+    eps)``, the same value. With ``clip_x0 = c``, x0_hat is clipped to [-c, c] first (Ho et
+    al.'s sampler for images in [-1, 1] clips to 1), which keeps an imperfect network's
+    errors from compounding beyond the data's range.
+
     Args:
       shape: ``[n, ...]`` of the samples.
       return_path: also return every intermediate state (for figures of the reverse
         process; memory grows with T).
+      clip_x0: None (no clipping) or the bound c > 0.
 
     Returns:
       x_0 ``[n, ...]``, or ``(x_0, path [T, n, ...])`` with ``path[i]`` the state after
@@ -45,6 +52,7 @@ def ancestral_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: S
     if variance not in ANCESTRAL_VARIANCES:
         raise ValueError(f"unknown ancestral variance {variance!r}; valid choices: "
                          f"{', '.join(ANCESTRAL_VARIANCES)}")
+    _check_clip(clip_x0)
     sigma2 = schedule.betas if variance == "beta" else schedule.posterior_variance
     key, init_key = jax.random.split(key)
     x = jax.random.normal(init_key, tuple(shape))
@@ -54,8 +62,12 @@ def ancestral_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: S
         k, step_key = inputs
         t = jnp.full((n,), k)
         eps = eps_fn(x, t)
-        mean = (x - schedule.betas[k] / jnp.sqrt(1.0 - schedule.alpha_bars[k]) * eps) \
-            / jnp.sqrt(schedule.alphas[k])
+        if clip_x0 is None:
+            mean = (x - schedule.betas[k] / jnp.sqrt(1.0 - schedule.alpha_bars[k]) * eps) \
+                / jnp.sqrt(schedule.alphas[k])
+        else:
+            x0 = jnp.clip(predict_x0(schedule, x, t, eps), -clip_x0, clip_x0)
+            mean = schedule.posterior_mean_x0[k] * x0 + schedule.posterior_mean_xt[k] * x
         noise = jax.random.normal(step_key, x.shape)
         x = mean + jnp.where(k > 0, jnp.sqrt(sigma2[k]), 0.0) * noise
         return x, (x if return_path else None)
@@ -63,6 +75,11 @@ def ancestral_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: S
     steps = jnp.arange(schedule.num_steps - 1, -1, -1)
     x, path = jax.lax.scan(step, x, (steps, jax.random.split(key, schedule.num_steps)))
     return (x, path) if return_path else x
+
+
+def _check_clip(clip_x0: Optional[float]) -> None:
+    if clip_x0 is not None and not clip_x0 > 0:
+        raise ValueError(f"clip_x0 must be None or a bound > 0, got {clip_x0!r}")
 
 
 def ddim_timesteps(num_train_steps: int, num_steps: int) -> np.ndarray:
@@ -78,7 +95,8 @@ def ddim_timesteps(num_train_steps: int, num_steps: int) -> np.ndarray:
 
 
 def ddim_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: Sequence[int],
-                num_steps: int, eta: float = 0.0, return_path: bool = False):
+                num_steps: int, eta: float = 0.0, return_path: bool = False,
+                clip_x0: Optional[float] = None):
     """DDIM sampling (Song, Meng and Ermon, 2021, "Denoising diffusion implicit models", eq. 12).
 
     On the sub-sequence tau (``ddim_timesteps``), with x0_hat = ``predict_x0``:
@@ -88,10 +106,12 @@ def ddim_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: Sequen
 
     ``eta = 0`` is the deterministic DDIM; ``eta = 1`` with every step is DDPM ancestral
     sampling with ``sigma_t^2 = beta~_t``. ``return_path`` also returns the S intermediate
-    states ``[S, n, ...]``, as ``ancestral_sample`` does.
+    states ``[S, n, ...]``, as ``ancestral_sample`` does. ``clip_x0 = c`` clips x0_hat to
+    [-c, c] (the direction keeps the predicted eps), as ``ancestral_sample`` does.
     """
     if not eta >= 0:
         raise ValueError(f"DDIM eta must be >= 0, got {eta}")
+    _check_clip(clip_x0)
     taus = ddim_timesteps(schedule.num_steps, num_steps)
     prev = np.concatenate([[-1], taus[:-1]])
     key, init_key = jax.random.split(key)
@@ -105,6 +125,8 @@ def ddim_sample(eps_fn: EpsFn, schedule: Schedule, key: jax.Array, shape: Sequen
         abar = schedule.alpha_bars[k]
         abar_prev = jnp.where(k_prev >= 0, schedule.alpha_bars[jnp.maximum(k_prev, 0)], 1.0)
         x0 = predict_x0(schedule, x, t, eps)
+        if clip_x0 is not None:
+            x0 = jnp.clip(x0, -clip_x0, clip_x0)
         sigma = eta * jnp.sqrt((1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev))
         direction = jnp.sqrt(jnp.maximum(1.0 - abar_prev - sigma ** 2, 0.0)) * eps
         x = jnp.sqrt(abar_prev) * x0 + direction + sigma * jax.random.normal(step_key, x.shape)
