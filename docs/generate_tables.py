@@ -138,6 +138,32 @@ def cnf_toy(data: Dict[str, Dict[str, float]]) -> List[str]:
                   "NFE, sampling", "5,000 samples, s", "train s", "steps"], "lrrrrrrr", rows)
 
 
+def cnf_tabular(data: Dict[str, Dict[str, Optional[float]]]) -> List[str]:
+    """The continuous-flow table on sklearn's tabular data sets (``cnf_tabular.json``): test
+    NLL only (no true density), the Gaussian fitted to the training split first."""
+    order = ["gaussian", "ffjord", "otflow", "flow_matching"]
+    labels = {"gaussian": "Gaussian (fitted to train)", "ffjord": "FFJORD",
+              "otflow": "OT-Flow", "flow_matching": "flow matching"}
+
+    def key(name: str) -> Tuple[str, int, str]:
+        data_name, model = name.split("/", 1)
+        return data_name, order.index(model) if model in order else len(order), model
+
+    def maybe(x: Optional[float], fmt: Callable[[float], str]) -> str:
+        return "-" if x is None else fmt(x)
+
+    rows = []
+    for name in sorted(data, key=key):
+        r = data[name]
+        data_name, model = name.split("/", 1)
+        rows.append([f"{data_name} / {labels.get(model, model)}", fixed(r["test_nll"]),
+                     maybe(r["nfe_nll"], lambda x: str(round(x))),
+                     maybe(r["nfe_sample"], str), maybe(r["train_seconds"], seconds),
+                     maybe(r["steps"], lambda x: f"{x:,}")])
+    return table(["data / model", "test NLL (nats)", "NFE, density", "NFE, sampling",
+                  "train s", "steps"], "lrrrrr", rows)
+
+
 METHOD_LABELS = {"temperflow": "TemperFlow", "kl": "KL sampler",
                  "l2-fixed-grid": "L2, fixed beta grid", "mh": "MH", "hmc": "HMC", "pt": "PT"}
 
@@ -249,9 +275,9 @@ def vae(record: Dict[str, Any]) -> List[str]:
                  "lrrrrr", rows)
 
 
-# Block name -> (JSON file under docs/results, renderer).
 def gan_modes(data: Dict[str, Any]) -> List[str]:
-    """The GAN mode-coverage table on the 25-mode grid (``experiments/gan_table.py``)."""
+    """A GAN mode-coverage table (``experiments/gan_table.py``; ``gan_modes.json``: the 25-mode
+    grid, ``gan_modes_ring.json``: the 8-mode ring)."""
     rows = []
     for name, r in data["configs"].items():
         per_seed = ", ".join(f"{p['modes_captured']} / {percent(p['high_quality_frac'])}"
@@ -261,24 +287,69 @@ def gan_modes(data: Dict[str, Any]) -> List[str]:
                      f"{100 * r['high_quality_mean']:.1f} ± {100 * r['high_quality_se']:.1f}",
                      per_seed])
     published = data.get("published", {})
-    for label in ("GAN", "PacGAN4"):
-        if label in published:
-            p = published[label]
-            rows.append([f"{label} (published: {published['source']})", "", "",
-                         f"{p['modes']}", f"{p['high_quality_percent']}", ""])
-    return table(["configuration", "options", "seeds", "modes (of 25)", "high quality %",
+    for label, p in published.get("rows", {}).items():
+        rows.append([f"{label} (published: {published['source']})", "", "",
+                     f"{p['modes']}", f"{p['high_quality_percent']}", ""])
+    return table(["configuration", "options", "seeds",
+                  f"modes (of {data.get('num_modes', 25)})", "high quality %",
                   "per seed: modes / HQ"], "llrrrl", rows)
 
 
+def gan_images(data: Dict[str, Any]) -> List[str]:
+    """The DCGANs on Fashion-MNIST in the in-repo feature network
+    (``experiments/gan_images_table.py``), above the real training images' row."""
+    def cells(m: Dict[str, Any]) -> List[str]:
+        accuracy = m.get("class_accuracy")
+        return [fixed(m["frechet_distance"], 2), fixed(m["kid"], 3), fixed(m["precision"], 2),
+                fixed(m["recall"], 2), fixed(m["inception_score"], 2),
+                "-" if accuracy is None else f"{100 * accuracy:.1f}%"]
+
+    rows = [[r["label"], f"{r['metrics']['steps']:,}", *cells(r["metrics"]),
+             seconds(r["metrics"]["train_seconds"])] for r in data["runs"].values()]
+    real = data["real_train_images"]
+    rows.append([f"real training images ({real['feature_samples']:,})", "", *cells(real), ""])
+    return table(["model", "steps", "Fréchet distance", "KID", "precision", "recall", "IS",
+                  "class accuracy", "train s"], "lrrrrrrrr", rows)
+
+
+def diffusion_images(data: Dict[str, Any]) -> List[str]:
+    """A DDPM on images (``experiments/diffusion_images_table.py``; ``diffusion_<data>.json``):
+    ancestral sampling over all T steps against DDIM on the same draws, the real training
+    images' Fréchet distance at that sample size, then the bound in bits/dim."""
+    m = data["metrics"]
+    rows = []
+    for sampler, label, steps in (("ancestral", "ancestral", data["num_steps"]),
+                                  ("ddim", f"DDIM (eta {data['eta']:g})", data["ddim_steps"])):
+        fd = m.get(f"{sampler}_frechet_distance")
+        rows.append([label, f"{steps:,}", fixed(fd, 2),
+                     significant(m[f"{sampler}_sample_seconds_per_image"], 2),
+                     seconds(m[f"{sampler}_sample_seconds"])])
+    real = data.get("real_train_images")
+    if real:
+        rows.append([f"real training images ({real['images']:,})", "",
+                     fixed(real["frechet_distance"], 2), "", ""])
+    draws = m.get("frechet_samples", m["samples_drawn"])
+    lines = table(["sampler", "network evaluations", f"Fréchet distance ({draws:,} draws)",
+                   "s per image", f"s for {m['samples_drawn']:,}"], "lrrrr", rows)
+    return lines + ["", f"Bits/dim (variational bound, discretized decoder, "
+                        f"{m['nll_examples']:,} test images): {fixed(m['bits_per_dim'])}; "
+                        f"{m['steps']:,} training steps in {seconds(m['train_seconds'])} s."]
+
+
+# Block name -> (JSON file under docs/results, renderer).
 BLOCKS: Dict[str, Tuple[str, Callable[[Any], List[str]]]] = {
     "flow_toy": ("flow_toy_table.json", flow_toy),
     "cnf_toy": ("cnf_toy.json", cnf_toy),
+    "cnf_tabular": ("cnf_tabular.json", cnf_tabular),
     "temperflow_2d": ("temperflow_2d.json", temperflow_2d),
     "temperflow_clayton": ("temperflow_clayton.json", clayton),
     "temperflow_clayton_forward_kl": ("temperflow_clayton_forward_kl.json", clayton),
     "temperflow_clayton_summary": ("temperflow_clayton_forward_kl.json", clayton_summary),
     "gan_modes": ("gan_modes.json", gan_modes),
+    "gan_modes_ring": ("gan_modes_ring.json", gan_modes),
+    "gan_fashion_mnist": ("gan_fashion_mnist.json", gan_images),
     "diffusion_toy": ("diffusion_toy.json", diffusion_toy),
+    "diffusion_fashion_mnist": ("diffusion_fashion_mnist.json", diffusion_images),
     "vae_digits": ("vae_digits.json", vae),
     "vae_mnist": ("vae_mnist.json", vae),
     "vae_fashion_mnist": ("vae_fashion_mnist.json", vae),

@@ -44,7 +44,14 @@ generator), ``snapshots/step_<n>.npy`` are the samples at each evaluation,
 ``samples.png`` a row of panels of them over training and ``critic.png``
 the critic on the plane. For images, ``metrics.json`` has the losses and
 mean ``D`` on ``eval.num_test`` test images, ``samples.png`` an 8x8 grid and
-for a 2-D latent ``latent_grid.png``.
+for a 2-D latent ``latent_grid.png``; with ``eval.feature_network`` (the
+workdir of an ``experiments/classifier.py`` run on the same data) also the
+feature-space metrics of ``gmjax.models.image_metrics`` between
+``eval.num_test`` draws of the evaluated generator and as many test images:
+``frechet_distance``, ``kid``, precision / recall, density / coverage, the
+Inception Score, the ``feature_network`` that produced them, and for a
+conditional GAN ``class_accuracy``, the share of draws the classifier
+assigns to the class they were generated for.
 """
 
 from __future__ import annotations
@@ -126,6 +133,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                                          f"must be positive")
         experiment.check_splits(config)
         experiment.check_data_dir(config)
+        check_feature_network(config)
         if config.eval.num_test % config.eval.batch_size:
             raise experiment.ConfigError(
                 f"--config.eval.num_test={config.eval.num_test} must be a multiple of "
@@ -160,6 +168,36 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     experiment.check_fit(config)
 
 
+def feature_network_dir(config: ml_collections.ConfigDict) -> str:
+    """``eval.feature_network`` of an image run ("" when unset or absent: no feature
+    metrics)."""
+    return str(config.eval.get("feature_network", "") or "")
+
+
+def check_feature_network(config: ml_collections.ConfigDict) -> None:
+    """An image run's ``eval.feature_network``, when set, is a finished classifier run on
+    ``data.name``."""
+    network = feature_network_dir(config)
+    if not network:
+        return
+    hint = (f"train it with python experiments/classifier.py --config "
+            f"experiments/configs/classifier_{config.data.name}.py --workdir {network}, or "
+            f"leave --config.eval.feature_network empty to skip the feature metrics")
+    if not os.path.isdir(network):
+        raise experiment.ConfigError(f"--config.eval.feature_network={network!r} is not a "
+                                     f"directory; {hint}")
+    from gmjax.models import FeatureNetworkError, load_feature_network
+    try:
+        loaded = load_feature_network(network)
+    except FeatureNetworkError as e:
+        raise experiment.ConfigError(f"--config.eval.feature_network={network!r}: {e}") from e
+    if loaded.data_name != config.data.name:
+        raise experiment.ConfigError(
+            f"--config.eval.feature_network={network!r} was trained on {loaded.data_name!r}, "
+            f"the GAN on {config.data.name!r}: features of another data set are not "
+            f"comparable; {hint}")
+
+
 def unread_fields(config: ml_collections.ConfigDict) -> Dict[str, str]:
     """The fields a run of ``config`` does not read, and why (``gmjax.experiment.contract``)."""
     if is_toy(config):
@@ -167,7 +205,8 @@ def unread_fields(config: ml_collections.ConfigDict) -> Dict[str, str]:
                   "data.num_test": "2-D runs are scored on eval.num_samples generator draws"}
         unread.update({f"data.{name}": "image data only" for name in ("train_split", "test_split")
                        if name in config.data})
-        unread.update({f"eval.{name}": "image runs only" for name in ("num_test", "batch_size")
+        unread.update({f"eval.{name}": "image runs only"
+                       for name in ("num_test", "batch_size", "feature_network")
                        if name in config.eval})
     else:
         unread = {f"data.{name}": "a toy-density field: the GAN trains on data.train_split and "
@@ -318,6 +357,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         metrics.update({f"raw_{k}": v for k, v in scores(raw).items()})
     else:
         metrics.update(evaluate(final))
+        if feature_network_dir(config):
+            metrics.update(feature_metrics(config, gan, gen_params, draw_jit, test_x,
+                                           jax.random.fold_in(sample_key, 1)))
     metrics.update(train_critic_loss=last_train["critic/loss"],
                    train_gen_loss=last_train["gen/loss"], train_seconds=result.train_seconds,
                    sample_seconds=sample_seconds, steps=result.steps, num_train=len(train_x))
@@ -350,6 +392,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         viz.plot_curves(os.path.join(workdir, "curves.png"), records, names=curve_names,
                         title=name)
     experiment.write_metrics(workdir, metrics)
+    return metrics
+
+
+def feature_metrics(config, gan, gen_params, draw_jit, test_x: np.ndarray,
+                    key) -> Dict[str, Any]:
+    """``gmjax.models.image_metrics`` of ``eval.num_test`` draws (each class equally often
+    for a conditional GAN) against as many test images, in ``eval.feature_network``'s
+    features; adds ``feature_samples`` and, conditional, ``class_accuracy``."""
+    from gmjax.models import image_metrics, load_feature_network
+
+    network = load_feature_network(feature_network_dir(config))
+    size, n = config.eval.batch_size, len(test_x)
+    draws = [np.asarray(draw_jit(gen_params, jax.random.fold_in(key, i), size))
+             for i in range(0, n, size)]
+    fake = np.clip((np.concatenate(draws) + 1.0) * 0.5, 0.0, 1.0)
+    labels = (np.concatenate([draw_labels(gan, size)] * len(draws)) if gan.conditional
+              else None)
+    metrics = image_metrics(network, fake, test_x, jax.random.fold_in(key, n),
+                            sample_labels=labels, kid_subset_size=min(1000, n))
+    metrics["feature_samples"] = n
     return metrics
 
 
@@ -387,13 +449,17 @@ def write_toy_figures(config, workdir, name, samples, train_x, game, state, snap
     xs = np.linspace(bounds[0], bounds[1], PLANE_POINTS)
     ys = np.linspace(bounds[2], bounds[3], PLANE_POINTS)
     plane = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
-    batch = 2 * 3 * 4 * 5  # a multiple of any pack size up to 6 (PacGAN's m)
+    # Chunks of a multiple of any pack size up to 6 (PacGAN's m); chunked, because a
+    # minibatch-discrimination critic compares every pair of points in its batch.
+    batch = 10 * 2 * 3 * 4 * 5
     plane = np.concatenate([plane, np.zeros((-len(plane) % batch, 2), np.float32)])
     conditional = game.config.conditional
     # A conditional critic is drawn for label 0 (the first mode).
     net = jax.jit(lambda p, g, x: game.network(
         p, g, jnp.zeros(x.shape[0], jnp.int32) if conditional else None)(x))
-    values = np.asarray(net(state.critic_params, state.game, plane)).reshape(-1)
+    values = np.concatenate([np.asarray(net(state.critic_params, state.game,
+                                            plane[i:i + batch])).reshape(-1)
+                             for i in range(0, len(plane), batch)])
     values = values[:PLANE_POINTS * PLANE_POINTS].reshape(PLANE_POINTS, PLANE_POINTS)
     label = "D(x) = sigmoid(critic)" if game.loss.probability else "critic output"
     if conditional:

@@ -1,12 +1,16 @@
-"""The GAN study scripts: the vanishing-gradient demonstration, the grid table, and the
+"""The GAN study scripts: the vanishing-gradient demonstration, the ring and grid tables, and the
 DCGAN speed benchmark's torch twin (same parameter count, same outputs)."""
 
 import argparse
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_vanishing_gradient_study_writes_its_json_and_figure(tmp_path):
@@ -48,6 +52,31 @@ def test_gan_table_commands_and_summary(tmp_path):
     assert row["seeds"] == 2 and row["modes_mean"] == 24.5 and row["modes_se"] == 0.5
     assert row["high_quality_mean"] == pytest.approx(0.93)
     assert row["all_seeds_25_modes_90_percent"] is False
+
+
+def test_gan_table_ring_commands_summary_and_bad_flags(tmp_path):
+    from experiments import gan_table
+
+    cmd = gan_table.command("runs/r", "pacgan2", 1, data="ring")
+    assert "experiments/configs/gan_ring.py" in cmd and "--config.model.pack=2" in cmd
+    assert "--config.train.steps=2000" in cmd
+    assert cmd[cmd.index("--workdir") + 1] == os.path.join("runs/r", "pacgan2_s1")
+    for seed in (0, 1):
+        path = tmp_path / f"unrolled_s{seed}"
+        path.mkdir()
+        (path / "metrics.json").write_text(json.dumps(
+            {"modes_captured": 8, "high_quality_frac": 0.92 + 0.02 * seed, "steps": 2000}))
+    table = gan_table.summary(str(tmp_path), ["unrolled", "wgan_gp"], [0, 1], data="ring")
+    assert table["num_modes"] == 8 and list(table["configs"]) == ["unrolled"]
+    assert table["configs"]["unrolled"]["all_seeds_8_modes_90_percent"] is True
+    assert "--data=ring" in table["command"]
+
+    for args, message in ((["--data=circle"], "valid: grid, ring"),
+                          (["--data=ring", "--configs=pacgan4"], "pacgan4")):
+        done = subprocess.run([sys.executable, "-m", "experiments.gan_table", *args,
+                               f"--runs={tmp_path}", f"--out={tmp_path / 'out.json'}"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and message in done.stderr, done.stderr
 
 
 def test_torch_dcgan_is_gmjax_dcgan():

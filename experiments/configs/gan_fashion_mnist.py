@@ -18,6 +18,12 @@ trains best here with pixel norm and resize-convolutions: in 1,500-step
 trials at latent_dim 2, plain transposed convolutions (with or without
 LayerNorm) gave checkerboard textures and blobs, ``norm="pixel"`` with
 ``upsample="resize"`` recognizable garments.
+
+``--config.eval.feature_network=runs/classifier_fashion_mnist`` (the LeNet of
+``experiments/configs/classifier_fashion_mnist.py``) adds the Fréchet
+distance and the other feature metrics of ``eval.num_test`` draws against as
+many test images, and with ``--config.model.conditional=True`` the share of
+draws the classifier puts in their requested class (``class_accuracy``).
 """
 
 import ml_collections
@@ -51,4 +57,5 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.eval.num_test = 2_000   # held-out images the final D(x) / losses are averaged over
     config.eval.batch_size = 500
+    config.eval.feature_network = ""  # a classifier workdir on this data; "": no feature metrics
     return config
