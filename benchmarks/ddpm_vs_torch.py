@@ -53,7 +53,7 @@ import argparse
 import copy
 import importlib.util
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -124,29 +124,6 @@ def perturbed_params(net, x: np.ndarray, scale: float = PERTURBATION):
                                jnp.zeros((1,), jnp.float32))
     flat, unravel = jax.flatten_util.ravel_pytree(params)
     return unravel(flat + scale * jax.random.normal(jax.random.PRNGKey(3), flat.shape))
-
-
-def gmjax_runner(loss, params, x: np.ndarray, lr: float, steps: int) -> Callable[[], None]:
-    """``run()``: ``steps`` engine train steps (``log=False``) on the batch ``x``."""
-    import jax
-    import optax
-
-    from gmjax.training import TrainState, data_mesh, make_train_step, replicate, shard_batch
-
-    mesh = data_mesh(1)
-    opt = optax.adam(lr)
-    holder = {"state": replicate(TrainState.create(params, opt, jax.random.PRNGKey(1)), mesh)}
-    step = make_train_step(loss, opt, mesh)
-    batch = shard_batch(x, mesh)
-
-    def run() -> None:
-        state = holder["state"]
-        for _ in range(steps):
-            state, _ = step(state, batch, log=False)
-        jax.block_until_ready(state)
-        holder["state"] = state
-
-    return run
 
 
 def check_draws(diffusion, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -239,7 +216,7 @@ def sides(model: str, args, peers: Sequence[str]) -> Dict[str, Any]:
     params = perturbed_params(diffusion.net, x)
     lr = float(config.optim.lr)
     steps = args.steps or DEFAULT_STEPS[model]
-    runs = {"gmjax": gmjax_runner(diffusion.loss(), params, x, lr, steps)}
+    runs = {"gmjax": harness.engine_runner(diffusion.loss(), params, x, steps, lr)}
     parameters = {"gmjax": count(params)}
     differences = {}
     abar = torch.as_tensor(np.array(diffusion.schedule.alpha_bars))
@@ -260,21 +237,6 @@ def sides(model: str, args, peers: Sequence[str]) -> Dict[str, Any]:
     return {"runs": runs, "parameters": parameters, "relative_difference": differences,
             "steps_per_round": steps, "lr": lr, "batch": config.data.batch_size,
             "model": describe(config)}
-
-
-def measure(row: Dict[str, Any], rounds: int, guard: harness.LoadGuard) -> Dict[str, Any]:
-    runs = row.pop("runs")
-    for run in runs.values():  # compile and warm up (torch.compile needs two calls)
-        run()
-        run()
-    with guard.timed():
-        timings = harness.time_rounds(runs, rounds, per=row["steps_per_round"])
-    row["ms_per_step"] = {name: harness.spread(v) for name, v in timings.ms.items()}
-    row["cpu_cores_used"] = {name: harness.spread(v) for name, v in timings.cpu_cores.items()}
-    row["ratio_to_gmjax"] = {name: harness.spread(harness.paired_ratios(timings.ms, name, "gmjax"))
-                             for name in runs if name != "gmjax"}
-    row["orders"] = timings.orders
-    return row
 
 
 def choose(text: str, valid: Sequence[str], flag: str) -> List[str]:
@@ -340,7 +302,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     guard = harness.LoadGuard.from_args(args)
     guard.before()
-    rows = {model: measure(sides(model, args, peers), args.rounds, guard) for model in models}
+    rows = {}
+    for model in models:
+        row = sides(model, args, peers)
+        rows[model] = harness.measure_sides(row, args.rounds, row["steps_per_round"], guard)
 
     ok = guard.finish()  # no ratio from an oversubscribed run, unless --allow_busy
     for model, row in rows.items():

@@ -92,30 +92,6 @@ def configure_threads(threads: int) -> List[int]:
     return pinned
 
 
-def gmjax_runner(flow, params, x: np.ndarray, steps: int) -> Callable[[], None]:
-    """``run()``: ``steps`` engine train steps (``log=False``) on the batch ``x``."""
-    import jax
-    import optax
-
-    from gmjax.objectives import nll_loss
-    from gmjax.training import TrainState, data_mesh, make_train_step, replicate, shard_batch
-
-    mesh = data_mesh(1)
-    opt = optax.adam(1e-3)
-    holder = {"state": replicate(TrainState.create(params, opt, jax.random.PRNGKey(1)), mesh)}
-    step = make_train_step(nll_loss(flow.apply), opt, mesh)
-    batch = shard_batch(x, mesh)
-
-    def run() -> None:
-        state = holder["state"]
-        for _ in range(steps):
-            state, _ = step(state, batch, log=False)
-        jax.block_until_ready(state)
-        holder["state"] = state
-
-    return run
-
-
 def perturbed_params(flow, x: np.ndarray, scale: float = 0.05):
     """gmjax parameters moved off the identity (the output layers start at zero)."""
     import jax
@@ -142,6 +118,13 @@ def count(tree) -> int:
     return int(sum(np.size(leaf) for leaf in jax.tree.leaves(tree)))
 
 
+def flow_nll(flow) -> Callable:
+    """The flows' training loss, gmjax's ``nll_loss`` of ``flow.apply``."""
+    from gmjax.objectives import nll_loss
+
+    return nll_loss(flow.apply)
+
+
 def realnvp_sides(args, peers: Sequence[str], x: np.ndarray) -> Dict[str, Any]:
     """The RealNVP row's runs, parameter counts and log-density agreement."""
     import jax
@@ -159,7 +142,7 @@ def realnvp_sides(args, peers: Sequence[str], x: np.ndarray) -> Dict[str, Any]:
     stacks = dense_stacks(params, args.layers)
     xt = torch.as_tensor(x)
 
-    runs = {"gmjax": gmjax_runner(flow, params, x, args.steps)}
+    runs = {"gmjax": harness.engine_runner(flow_nll(flow), params, x, args.steps)}
     parameters = {"gmjax": count(params)}
     log_prob_error = {}
     for peer in peers:
@@ -199,7 +182,7 @@ def maf_sides(args, peers: Sequence[str], x: np.ndarray) -> Dict[str, Any]:
     hidden = (args.hidden, args.hidden)
     flow = build_recipe("maf", (args.dim,), num_layers=args.layers, hidden=hidden)
     params = jax.jit(flow.init)(jax.random.PRNGKey(0), x[:2])
-    runs = {"gmjax": gmjax_runner(flow, params, x, args.steps)}
+    runs = {"gmjax": harness.engine_runner(flow_nll(flow), params, x, args.steps)}
     parameters = {"gmjax": count(params)}
     if "zuko" in peers:
         model, loss_fn = torch_flows.zuko_maf(args.dim, args.layers, hidden)

@@ -178,6 +178,32 @@ def measure_sides(row: Dict[str, Any], rounds: int, steps: int,
     return row
 
 
+def engine_runner(loss: Callable, params: Any, x: Any, steps: int,
+                  lr: float = 1e-3) -> Callable[[], None]:
+    """``run()``: ``steps`` gmjax engine train steps (``make_train_step`` with plain Adam at
+    ``lr``, called with ``log=False`` as ``fit`` calls it between logging steps) of ``loss``
+    on the fixed batch ``x``, on one device; the state carries over between calls."""
+    import jax
+    import optax
+
+    from gmjax.training import TrainState, data_mesh, make_train_step, replicate, shard_batch
+
+    mesh = data_mesh(1)
+    opt = optax.adam(lr)
+    holder = {"state": replicate(TrainState.create(params, opt, jax.random.PRNGKey(1)), mesh)}
+    step = make_train_step(loss, opt, mesh)
+    batch = shard_batch(x, mesh)
+
+    def run() -> None:
+        state = holder["state"]
+        for _ in range(steps):
+            state, _ = step(state, batch, log=False)
+        jax.block_until_ready(state)
+        holder["state"] = state
+
+    return run
+
+
 def print_rows(rows: Mapping[str, Mapping[str, Any]], show_ratios: bool,
                label: str = "model") -> None:
     """One line per (row, side) of ``measure_sides`` rows: parameters, ms per step, cores

@@ -63,7 +63,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -127,29 +127,6 @@ def binary_batch(batch: int, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).random((batch, *DATA_SHAPE)) < 0.3).astype(np.float32)
 
 
-def gmjax_runner(loss, params, x: np.ndarray, steps: int) -> Callable[[], None]:
-    """``run()``: ``steps`` engine train steps (``log=False``) on the batch ``x``."""
-    import jax
-    import optax
-
-    from gmjax.training import TrainState, data_mesh, make_train_step, replicate, shard_batch
-
-    mesh = data_mesh(1)
-    opt = optax.adam(1e-3)
-    holder = {"state": replicate(TrainState.create(params, opt, jax.random.PRNGKey(1)), mesh)}
-    step = make_train_step(loss, opt, mesh)
-    batch = shard_batch(x, mesh)
-
-    def run() -> None:
-        state = holder["state"]
-        for _ in range(steps):
-            state, _ = step(state, batch, log=False)
-        jax.block_until_ready(state)
-        holder["state"] = state
-
-    return run
-
-
 def gmjax_loss_at_check_key(objective, params, x: np.ndarray, latent: int):
     """``(loss, eps)``: gmjax's loss at ``PRNGKey(CHECK_KEY)`` and the ``eps [n, d]`` it drew
     (``DiagonalGaussian.sample_and_log_prob`` draws ``normal(key, [1, n, d])``)."""
@@ -176,7 +153,7 @@ def sides(hidden: Sequence[int], latent: int, batch: int, steps: int,
     x = binary_batch(batch)
     params = objective.init(jax.random.PRNGKey(0), x[:1])
     loss, eps = gmjax_loss_at_check_key(objective, params, x, latent)
-    runs = {"gmjax": gmjax_runner(objective.loss, params, x, steps)}
+    runs = {"gmjax": harness.engine_runner(objective.loss, params, x, steps)}
     parameters = {"gmjax": count(params)}
     losses = {"gmjax": loss}
     if peers:
