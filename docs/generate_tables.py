@@ -350,6 +350,7 @@ BLOCKS: Dict[str, Tuple[str, Callable[[Any], List[str]]]] = {
     "gan_fashion_mnist": ("gan_fashion_mnist.json", gan_images),
     "diffusion_toy": ("diffusion_toy.json", diffusion_toy),
     "diffusion_fashion_mnist": ("diffusion_fashion_mnist.json", diffusion_images),
+    "diffusion_mnist": ("diffusion_mnist.json", diffusion_images),
     "vae_digits": ("vae_digits.json", vae),
     "vae_mnist": ("vae_mnist.json", vae),
     "vae_fashion_mnist": ("vae_fashion_mnist.json", vae),

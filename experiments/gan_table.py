@@ -93,6 +93,13 @@ GRID = Table(
                        "--config.data.batch_size=512 --config.train.steps=8000 "
                        "--config.train.checkpoint_every=8000",
             "label": "non-saturating, 3 x 256, cosine lr, batch 512, 8,000 steps"},
+        "r1_wide": {
+            "options": "--config.model.penalty=r1 --config.model.penalty_weight=0.1 "
+                       "--config.model.hidden=256,256,256 --config.optim.schedule=cosine "
+                       "--config.train.ema_decay=0.999 --config.train.steps=16000 "
+                       "--config.train.checkpoint_every=16000",
+            "label": "non-saturating + R1 (gamma 0.1), 3 x 256, cosine lr, EMA 0.999, "
+                     "16,000 steps"},
         "cosine_ema": {
             "options": "--config.optim.schedule=cosine --config.train.ema_decay=0.999 "
                        "--config.train.steps=8000 --config.train.checkpoint_every=8000",
